@@ -35,7 +35,7 @@ def repo_files(repo: Path = REPO) -> list[str]:
         ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
         cwd=repo, check=True, capture_output=True,
     ).stdout.decode()
-    return [p for p in out.split("\0") if p and (repo / p).exists() or (repo / p).is_symlink()]
+    return [p for p in out.split("\0") if p and ((repo / p).exists() or (repo / p).is_symlink())]
 
 
 def copy_repo(dest: Path, repo: Path = REPO) -> Path:
