@@ -2,11 +2,190 @@
 
 Every batch has shape ``(instance, batch, feature)``: the instance axis comes first everywhere
 in toy_lib, so that one tensor program trains many independent models at once.
+
+How a batch is drawn (`BatchSampler`). The definition is "each entry ``x[i, b, f]`` is
+independently non-zero with probability ``p[i, f]``, and then uniform on [0, 1]". Drawing two
+dense random tensors and comparing one with ``p`` follows it literally, but when most entries are
+zero almost all of that randomness is thrown away. The sampler draws only what is active, with
+exactly the same distribution:
+
+- Sparse instances (largest probability ``q ≤ 0.5``): read the ``feature × batch`` entries of an
+  instance as one sequence of independent Bernoulli(``q``) trials. The gaps between successive
+  successes are independent Geometric(``q``) numbers, so the active positions are the running
+  sums of geometric gaps; each success draws its value. Where a feature's probability ``p`` is
+  below ``q`` a success is kept with probability ``p / q`` ("thinning"), which makes that entry
+  Bernoulli(``q``) × Bernoulli(``p / q``) = Bernoulli(``p``). The work is proportional to the
+  number of active entries, not to the size of the batch.
+- Dense instances (``q > 0.5``), and every instance of a small batch (at most ``SMALL`` entries
+  in all): the definition, literally: a uniform value per entry, kept when a second uniform
+  falls below ``p``.
+
+Values are float32 uniforms on the grid of ``torch.rand``; gaps come from float64 uniforms (53
+random bits), so even a gap of thousands of entries has its exact geometric probability.
+The candidates of a sparse instance live in a buffer of fixed size, so nothing waits on the host
+and a GPU never synchronises; the buffer is large enough that a batch needs more with
+probability below 1e-15, and the sampler counts such batches in ``truncated`` (`train` raises if
+one ever occurred) rather than silently returning a shortened batch.
+
+On the CPU the uniform numbers come from NumPy's SFC64 generator (seeded from the torch
+``generator``, about twice as fast as torch's CPU generator); on a GPU from torch's generator on
+that device. The same torch generator state gives the same batches.
 """
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import torch
+
+# Instances whose largest feature probability exceeds this are drawn entry by entry, and so are
+# batches with at most SMALL entries in all, where the fixed cost of the sparse path dominates.
+DENSE_ABOVE = 0.5
+SMALL = 2**17
+# A sparse instance's candidate buffer overflows with probability below exp(-TAIL_LOG) per batch.
+TAIL_LOG = math.log(1e15)
+_TWO24 = float(2**24)
+
+
+def _check_args(feature_probability: torch.Tensor, batch_size: int) -> None:
+    if not isinstance(feature_probability, torch.Tensor) or feature_probability.ndim != 2:
+        shape = tuple(getattr(feature_probability, "shape", ()))
+        raise ValueError(f"feature_probability has shape {shape}: expected (instance, feature)")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+        raise ValueError(f"batch_size={batch_size!r}: expected a positive integer")
+
+
+def candidate_capacity(n_trials: int, q: float) -> int:
+    """Candidates to draw so that ``n_trials`` Bernoulli(``q``) trials are covered.
+
+    Covering fails only if more than the capacity of the trials succeed; Bernstein's inequality
+    bounds that probability by ``exp(-TAIL_LOG)``.
+    """
+    mean = n_trials * q
+    slack = TAIL_LOG / 3 + math.sqrt(TAIL_LOG**2 / 9 + 2 * TAIL_LOG * mean * (1 - q))
+    return int(min(n_trials, math.ceil(mean + slack) + 1))
+
+
+class BatchSampler:
+    """Draws batches ``(instance, batch, feature)`` of sparse features, touching only what is active.
+
+    Args:
+        feature_probability: ``(instance, feature)`` probabilities in [0, 1]. Its device and
+            dtype set those of the batches.
+        batch_size: samples per instance.
+        generator: a seeded ``torch.Generator`` (on the CPU, or on the batches' CUDA device).
+
+    `sample` returns a tensor that the next call overwrites (the sampler reuses one buffer and
+    clears only the entries it set); clone it to keep it. The buffer is laid out
+    ``(instance, feature, batch)``, so ``x.transpose(1, 2)`` is contiguous: the layout in which
+    `train` works, with the long batch axis innermost.
+
+    Attributes:
+        truncated: ``()`` int64 tensor on the device, the number of batches in which a sparse
+            instance needed more candidates than its buffer holds (expected: 0, ever).
+    """
+
+    def __init__(self, feature_probability: torch.Tensor, batch_size: int, *,
+                 generator: torch.Generator | None = None):
+        _check_args(feature_probability, batch_size)
+        self.device = feature_probability.device
+        self.dtype = feature_probability.dtype
+        self.batch_size = batch_size
+        n_inst, n_feat = feature_probability.shape
+        self.shape = (n_inst, batch_size, n_feat)
+        self._layout = (n_inst, n_feat, batch_size)  # how the buffer is stored
+        n_trials = batch_size * n_feat  # entries per instance
+        self._n_trials = n_trials
+        dev = self.device
+
+        p = feature_probability.detach().to("cpu", torch.float64).numpy()
+        if np.any(~np.isfinite(p)) or np.any(p < 0) or np.any(p > 1):
+            raise ValueError("feature_probability: expected values in [0, 1]")
+        q = p.max(axis=1) if n_feat else np.zeros(n_inst)
+        dense_above = -1.0 if n_inst * n_trials <= SMALL else DENSE_ABOVE
+        dense = np.flatnonzero((q > dense_above) & (q > 0))
+        sparse = np.flatnonzero((q > 0) & (q <= dense_above))
+
+        # Dense instances: entry (i, b, f) is active when its coin falls below p[i, f].
+        self._dense = torch.as_tensor(dense, device=dev)
+        self._dense_p = torch.as_tensor(p[dense][:, :, None], device=dev, dtype=torch.float32)
+
+        # Sparse instances: one segment of candidates per instance, laid end to end.
+        caps = np.array([candidate_capacity(n_trials, q[i]) for i in sparse], dtype=np.int64)
+        self._n_cand = int(caps.sum())
+        seg = np.repeat(np.arange(len(sparse)), caps)
+        ends = np.cumsum(caps)
+        self._seg_first = torch.as_tensor(ends - caps, device=dev)
+        self._seg_last = torch.as_tensor(ends - 1, device=dev)
+        self._log1m_q = torch.as_tensor(np.log1p(-q[sparse])[seg], device=dev)
+        start = (sparse * n_trials).astype(np.float64)  # flat index of each instance's first entry
+        self._start = torch.as_tensor(start, device=dev)
+        self._zero = torch.zeros(1, dtype=torch.float64, device=dev)
+        self._stop = torch.as_tensor((start + n_trials)[seg], device=dev)  # per candidate
+        # Thinning: keep a candidate at feature f with probability p[i, f] / q[i].
+        ratio = p[sparse] / q[sparse][:, None]
+        self._thin = bool(np.any(ratio < 1))
+        self._ratio = torch.as_tensor(ratio.reshape(-1), device=dev)
+        self._ratio_offset = torch.as_tensor(np.arange(len(sparse))[seg] * n_feat, device=dev)
+
+        self._n_feat = n_feat
+        # One spare slot at the end receives the candidates that fall outside the batch.
+        self._flat = torch.zeros(n_inst * n_trials + 1, device=dev, dtype=self.dtype)
+        self._written = None  # flat indices set by the previous batch
+        self.truncated = torch.zeros((), dtype=torch.int64, device=dev)
+
+        if dev.type == "cpu":
+            seed = int(torch.randint(0, 2**62, (1,), generator=generator).item())
+            self._np_rng = np.random.Generator(np.random.SFC64(seed))
+        else:
+            self._np_rng = None
+            self._generator = generator
+
+    def _uniform(self, n: int, dtype: torch.dtype) -> torch.Tensor:
+        """``n`` uniforms on [0, 1) on the device: float32 on the 2^-24 grid of ``torch.rand``, or
+        float64 with 53 random bits."""
+        if self._np_rng is not None:
+            return torch.from_numpy(self._np_rng.random(n, dtype=np.dtype(str(dtype)[6:])))
+        return torch.rand(n, generator=self._generator, device=self.device, dtype=dtype)
+
+    def sample(self) -> torch.Tensor:
+        """The next batch, ``(instance, batch, feature)``; overwritten by the next call."""
+        flat = self._flat
+        if self._written is not None:
+            flat.index_fill_(0, self._written, 0)
+        xt = flat[:-1].view(self._layout)  # (instance, feature, batch)
+
+        if len(self._dense):
+            # The definition, literally: a uniform value, kept when a second uniform is below p.
+            shape = (len(self._dense), self._n_feat, self.batch_size)
+            values = self._uniform(self._dense.numel() * self._n_trials, torch.float32).view(shape)
+            coins = self._uniform(values.numel(), torch.float32).view(shape)
+            values.masked_fill_(coins >= self._dense_p, 0)
+            xt.index_copy_(0, self._dense, values.to(self.dtype))
+
+        if self._n_cand:
+            values = self._uniform(self._n_cand, torch.float32).to(self.dtype)
+            # Geometric(q) gaps >= 1 by inversion (1 - u lies in (0, 1], exactly).
+            u = self._uniform(self._n_cand, torch.float64)
+            gaps = u.neg_().add_(1).log_().div_(self._log1m_q).floor_().add_(1)
+            # Running sums of the gaps are the active positions. Make every segment's sums start
+            # at its instance's first entry: shift the first gap of each segment by the total of
+            # the segments before it (float64 holds these integers exactly).
+            first = self._seg_first
+            before = gaps.cumsum(0)[first] - gaps[first]
+            gaps[first] += torch.diff(self._start - 1 - before, prepend=self._zero)
+            index = gaps.cumsum_(0)  # flat index of each candidate in (instance, feature, batch)
+            keep = index < self._stop
+            self.truncated += (index[self._seg_last] < self._stop[self._seg_last] - 1).any()
+            if self._thin:
+                feature = torch.remainder(index, self._n_trials).div_(self.batch_size, rounding_mode="floor")
+                feature = feature.to(torch.int64).add_(self._ratio_offset)
+                keep &= self._uniform(self._n_cand, torch.float64) < self._ratio[feature]
+            index = index.masked_fill_(~keep, flat.numel() - 1).to(torch.int64)
+            flat.scatter_(0, index, values)
+            self._written = index
+        return xt.transpose(1, 2)
 
 
 def generate_batch(
@@ -18,27 +197,21 @@ def generate_batch(
     """Draw a batch of sparse feature vectors.
 
     Each entry ``x[i, b, f]`` is independently non-zero with probability
-    ``feature_probability[i, f]``; a non-zero entry is uniform on [0, 1].
+    ``feature_probability[i, f]``; a non-zero entry is uniform on [0, 1]. Only the active
+    entries are drawn (see `BatchSampler`).
 
     Args:
         feature_probability: ``(instance, feature)`` probabilities in [0, 1]. Its device and
             dtype set those of the batch.
         batch_size: number of samples per instance.
-        generator: a seeded ``torch.Generator`` on the same device, for reproducible batches.
+        generator: a seeded ``torch.Generator`` (on the CPU, or on the batch's CUDA device), for
+            reproducible batches.
 
     Returns:
         ``x``: ``(instance, batch, feature)``.
     """
-    if feature_probability.ndim != 2:
-        raise ValueError(
-            f"feature_probability has shape {tuple(feature_probability.shape)}: expected "
-            "(instance, feature)"
-        )
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
-        raise ValueError(f"batch_size={batch_size!r}: expected a positive integer")
-    n_instances, n_features = feature_probability.shape
-    shape = (n_instances, batch_size, n_features)
-    kw = dict(device=feature_probability.device, dtype=feature_probability.dtype)
-    values = torch.rand(shape, generator=generator, **kw)
-    active = torch.rand(shape, generator=generator, **kw) < feature_probability[:, None, :]
-    return values * active
+    sampler = BatchSampler(feature_probability, batch_size, generator=generator)
+    x = sampler.sample().contiguous()
+    if sampler.truncated.item():
+        raise RuntimeError("generate_batch: a sparse instance overflowed its candidate buffer")
+    return x

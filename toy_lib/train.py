@@ -4,6 +4,12 @@ All instances (every setting times every restart) live in one ``(instance, hidde
 parameter and are trained by one optimiser in one batched tensor program. The loss that is
 back-propagated is the sum over instances of each instance's own loss, so every instance gets
 exactly the gradient it would get if it were trained alone.
+
+The training step is written out by hand rather than left to autograd (`loss_and_grad`, `AdamW`):
+the same arithmetic as ``loss_per_instance(x, forward(W, b, x), importance).sum().backward()``
+followed by ``torch.optim.AdamW``, in fewer passes over memory, with buffers reused from step to
+step and nothing that waits for the device. The tests check it against autograd and torch's
+optimiser; ``benchmarks/bench_trainer.py`` measures what it buys.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import numpy as np
 import torch
 
 from .config import ToyModelConfig
-from .data import generate_batch
+from .data import BatchSampler, generate_batch
 from .model import ToyModel, init_weights, loss_per_instance
 
 OPTIMIZERS = ("adamw", "adam")
@@ -111,15 +117,110 @@ def _progress(total: int, show: bool | None):
 @torch.no_grad()
 def evaluate(model: ToyModel, prob: torch.Tensor, importance: torch.Tensor, n_samples: int,
              generator: torch.Generator, chunk: int = 4096) -> torch.Tensor:
-    """Per-instance loss of ``model`` on ``n_samples`` fresh samples, drawn in chunks."""
+    """Per-instance loss of ``model`` on ``n_samples`` fresh samples, drawn in chunks.
+
+    The samples are drawn on the ``generator``'s device and moved to ``prob``'s.
+    """
     total = torch.zeros(prob.shape[0], device=prob.device, dtype=prob.dtype)
+    prob_gen = prob.to(generator.device)
     done = 0
     while done < n_samples:
         size = min(chunk, n_samples - done)
-        x = generate_batch(prob, size, generator=generator)
+        x = generate_batch(prob_gen, size, generator=generator).to(prob.device)
         total += loss_per_instance(x, model(x), importance) * size
         done += size
     return total / n_samples
+
+
+class _StepBuffers:
+    """Tensors a training step reuses, so that memory stays flat however many steps run."""
+
+    def __init__(self, n_inst: int, n_hidden: int, batch_size: int, n_feat: int, device, dtype):
+        self.h1 = torch.empty(n_inst, n_hidden + 1, batch_size, device=device, dtype=dtype)
+        self.z = torch.empty(n_inst, n_feat, batch_size, device=device, dtype=dtype)
+        self.active = torch.empty(n_inst, n_feat, batch_size, device=device, dtype=dtype)
+
+
+def loss_and_grad(
+    Wb: torch.Tensor, xt: torch.Tensor, sqrt_weight: torch.Tensor, activation: str,
+    buffers: _StepBuffers | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Loss of every instance and its gradient, by hand, in a few passes over the batch.
+
+    With ``W = Wb[:, :-1]`` and ``b = Wb[:, -1]``, the loss is
+    ``L_i = mean_{b, f} I[i, f] (x - act(Wᵀ W x + b))²`` and the result equals autograd's
+    gradient of ``sum_i L_i``. Writing ``s = sqrt(I / (batch · feature))`` (``sqrt_weight``) and
+    ``z = Wᵀ h + b`` with ``h = W x``:
+
+    - ``e = s ⊙ (act(z) - x)``, so ``L_i = ||e_i||²``;
+    - ``∂L/∂z = 2 s ⊙ r`` with ``r = e ⊙ act'(z)``;
+    - ``∂L/∂Wb = 2 s ⊙ r [h, 1]ᵀ`` (the read-out, bias included) plus
+      ``∂L/∂W += 2 ((W ⊙ s) r) xᵀ`` (the write-in, through ``h``).
+
+    The scale ``s`` rides on the small matrix ``Wb ⊙ s`` rather than on the batch (a ReLU
+    commutes with a positive scale), and the batch is held feature-major, ``(instance, feature,
+    batch)``, so that every pass over it runs along the long batch axis.
+
+    Args:
+        Wb: ``(instance, hidden + 1, feature)``: ``W`` with the bias as a last row.
+        xt: ``(instance, feature, batch)``: the batch, transposed.
+        sqrt_weight: ``(instance, feature, 1)``, ``sqrt(importance / (batch · feature))``.
+        activation: ``"relu"`` or ``"linear"``.
+        buffers: work space reused from step to step (allocated when ``None``).
+
+    Returns:
+        ``loss``: ``(instance,)``; ``grad``: ``(instance, hidden + 1, feature)``.
+    """
+    n_inst, n_feat, batch_size = xt.shape
+    n_hidden = Wb.shape[1] - 1
+    if buffers is None:
+        buffers = _StepBuffers(n_inst, n_hidden, batch_size, n_feat, xt.device, xt.dtype)
+    h1, z = buffers.h1, buffers.z
+    torch.bmm(Wb, xt, out=h1)  # [h; b·x]: (instance, hidden + 1, batch)
+    h1[:, n_hidden] = 1.0  # [h; 1]
+    Ws = Wb * sqrt_weight.transpose(1, 2)  # (instance, hidden + 1, feature)
+    torch.bmm(Ws.transpose(1, 2), h1, out=z)  # s ⊙ z: (instance, feature, batch)
+    if activation == "relu":
+        z.clamp_min_(0)  # s ⊙ relu(z), as s >= 0
+        active = torch.sign(z, out=buffers.active)  # relu'(z): 1 where z > 0, else 0
+    elif activation != "linear":
+        raise ValueError(f"activation={activation!r}: expected 'relu' or 'linear'")
+    e = z.addcmul_(xt, sqrt_weight, value=-1)
+    loss = torch.linalg.vector_norm(e.view(n_inst, -1), dim=1).square_()
+    r = e.mul_(active) if activation == "relu" else e
+    grad = torch.bmm(h1, r.transpose(1, 2)).mul_(sqrt_weight.transpose(1, 2)).mul_(2)  # read-out
+    dh = torch.bmm(Ws[:, :n_hidden], r)  # half of ∂L/∂h: (instance, hidden, batch)
+    grad[:, :n_hidden].add_(torch.bmm(dh, xt.transpose(1, 2)), alpha=2)  # write-in
+    return loss, grad
+
+
+class AdamW:
+    """``torch.optim.AdamW`` (or Adam, with ``weight_decay=0``) on one tensor, step by step.
+
+    The same update as PyTorch's (``lerp`` for the first moment, bias corrections folded into
+    the step size and the denominator), with the learning rate passed at each step so that a
+    schedule costs nothing. Its state is two tensors the shape of the parameter.
+    """
+
+    def __init__(self, param: torch.Tensor, weight_decay: float = 0.01,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
+        self.param, self.weight_decay, self.betas, self.eps = param, weight_decay, betas, eps
+        self.exp_avg = torch.zeros_like(param)
+        self.exp_avg_sq = torch.zeros_like(param)
+        self.t = 0
+
+    @torch.no_grad()
+    def step(self, grad: torch.Tensor, lr: float) -> None:
+        beta1, beta2 = self.betas
+        self.t += 1
+        if self.weight_decay:
+            self.param.mul_(1 - lr * self.weight_decay)
+        self.exp_avg.lerp_(grad, 1 - beta1)
+        self.exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        bias1 = 1 - beta1**self.t
+        bias2_sqrt = math.sqrt(1 - beta2**self.t)
+        denom = (self.exp_avg_sq.sqrt() / bias2_sqrt).add_(self.eps)
+        self.param.addcdiv_(self.exp_avg, denom, value=-lr / bias1)
 
 
 def train(
@@ -169,37 +270,40 @@ def train(
     _check_args(steps, batch_size, lr, optimizer, schedule, restarts, eval_batch_size)
     dev = pick_device(device)
     full = config.with_restarts(restarts) if restarts > 1 else config
-    n_inst = full.n_instances
+    n_inst, n_hidden, n_feat = full.n_instances, full.n_hidden, full.n_features
 
     init_gen = torch.Generator(device="cpu").manual_seed(seed)
-    data_gen = torch.Generator(device=dev).manual_seed(seed + 1)
-    W0 = init_weights(n_inst, full.n_hidden, full.n_features, generator=init_gen)
-    model = ToyModel(W0.to(dev), activation=full.activation)
+    # MPS has no float64 for the sampler: draw the data on the CPU and move each batch over.
+    data_dev = torch.device("cpu") if dev.type == "mps" else dev
+    data_gen = torch.Generator(device=data_dev).manual_seed(seed + 1)
+    W0 = init_weights(n_inst, n_hidden, n_feat, generator=init_gen)
+    # The parameters: W with the bias as one more row, (instance, hidden + 1, feature).
+    Wb = torch.cat([W0, torch.zeros(n_inst, 1, n_feat)], dim=1).to(dev)
     prob = torch.tensor(full.probability_matrix(), dtype=torch.float32, device=dev)
     importance = torch.tensor(full.importance_matrix(), dtype=torch.float32, device=dev)
+    sqrt_weight = (importance / (batch_size * n_feat)).sqrt()[:, :, None]
 
-    if optimizer == "adamw":
-        opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-    else:
-        opt = torch.optim.Adam(model.parameters(), lr=lr)
+    sampler = BatchSampler(prob.to(data_dev), batch_size, generator=data_gen)
+    buffers = _StepBuffers(n_inst, n_hidden, batch_size, n_feat, dev, torch.float32)
+    opt = AdamW(Wb, weight_decay=0.01 if optimizer == "adamw" else 0.0)
 
     history = torch.empty(steps, n_inst, device=dev)
     bar = _progress(steps, progress)
     for step in range(steps):
-        for group in opt.param_groups:
-            group["lr"] = lr * lr_factor(schedule, step, steps)
-        x = generate_batch(prob, batch_size, generator=data_gen)
-        losses = loss_per_instance(x, model(x), importance)
-        opt.zero_grad(set_to_none=True)
-        losses.sum().backward()
-        opt.step()
-        history[step] = losses.detach()
+        xt = sampler.sample().transpose(1, 2).to(dev)  # (instance, feature, batch)
+        loss, grad = loss_and_grad(Wb, xt, sqrt_weight, full.activation, buffers)
+        opt.step(grad, lr * lr_factor(schedule, step, steps))
+        history[step] = loss
         if bar is not None and (step % 100 == 99 or step == steps - 1):
             bar.update(step + 1 - bar.n)
     if bar is not None:
         bar.close()
+    if sampler.truncated.item():
+        raise RuntimeError("train: a batch overflowed the sampler's candidate buffer (probability "
+                           "below 1e-15 per batch); please report it")
+    model = ToyModel(Wb[:, :n_hidden], Wb[:, n_hidden], activation=full.activation)
 
-    eval_gen = torch.Generator(device=dev).manual_seed(seed + 2)
+    eval_gen = torch.Generator(device=data_dev).manual_seed(seed + 2)
     final = evaluate(model, prob, importance, eval_batch_size, eval_gen)
 
     k = restarts
