@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-#: Norms below this count as zero: the feature is not learned.
+#: Norms below this count as zero (the feature is not learned).
 ZERO_NORM = 1e-6
 #: A feature is "represented" when its norm exceeds this.
 REPRESENTED_NORM = 0.5
