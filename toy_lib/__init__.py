@@ -3,7 +3,7 @@
 The public API the book introduces, chapter by chapter:
 
 - `ToyModelConfig`, `train`, `TrainResult`: configure and train many toy models at once
-  (the toy-models chapter).
+  (the toy-models chapter); `cached_train`: the same, computed once and reused from disk.
 - `generate_batch`: the sparse synthetic data.
 - `ToyModel`, `forward`, `hidden`, `loss_per_instance`: the model and its loss.
 - `toy_lib.metrics`: feature norms, dimensionality, superposition scores, angles.
@@ -11,6 +11,7 @@ The public API the book introduces, chapter by chapter:
 """
 
 from . import metrics, plots
+from .cache import cached_train
 from .config import ToyModelConfig
 from .data import generate_batch
 from .model import ToyModel, forward, hidden, init_weights, loss_per_instance
@@ -19,6 +20,7 @@ from .train import TrainResult, lr_factor, pick_device, train
 __all__ = [
     "ToyModelConfig",
     "TrainResult",
+    "cached_train",
     "ToyModel",
     "forward",
     "generate_batch",
