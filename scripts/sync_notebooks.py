@@ -12,7 +12,7 @@ For each chapter (every page of `_toc.yml` outside the appendices, see `chapter_
    installs toy_lib from the repository and branch named in `_config.yml` (the one place they are
    set), only when it runs in Colab or when `TOY_LIB_INSTALL_TARGET` says where to install from
    (the tests point it at a copy of the working tree). It is tagged `skip-execution`, so the book
-   build never runs it;
+   build never runs it, and `hide-input`, so the HTML page folds it away;
 3. runs `jupytext --sync` on the chapter, which writes `book/<chapter>.ipynb` and keeps its cell
    ids stable. The `.md` is the source: the script makes sure jupytext reads the inputs from it.
 
@@ -121,11 +121,12 @@ def install_cell(repo: Path = REPO) -> str:
     url, branch, _ = repository(repo)
     extras = " ".join(EXTRA_REQUIREMENTS)
     return f"""```{{code-cell}} ipython3
-:tags: [skip-execution, {INSTALL_TAG}]
+:tags: [skip-execution, {INSTALL_TAG}, hide-input]
 
-# In Colab, install toy_lib from the book's repository, and myst-nb, which provides `glue`.
-# Anywhere else this cell does nothing, unless {TARGET_ENV} names what to install
-# (a local clone, say). Written by scripts/sync_notebooks.py from _config.yml.
+# Colab only: install toy_lib from the book's repository, and myst-nb
+# (for `glue`). Anywhere else this cell does nothing, unless
+# {TARGET_ENV} names what to install (a local clone, say).
+# Written by scripts/sync_notebooks.py from _config.yml.
 import os
 import sys
 
