@@ -289,16 +289,19 @@ def check(repo: Path = REPO, files: list[Path] | None = None) -> list[str]:
     """All problems for the given chapter files, or for the whole book."""
     chapters = {sn.source_path(p, repo).resolve(): p for p in sn.chapter_pages(repo)}
     if files:
+        others = {sn.source_path(p, repo).resolve(): p for p in sn.toc_pages(repo) if p.kind != "chapter"}
         problems = []
         for f in files:
             f = f.resolve()
-            if f not in chapters:
-                problems.append(
-                    f"{f}: not a chapter in _toc.yml (appendices and the landing page are not "
-                    "checked). Add it under the `Chapters` part of _toc.yml."
-                )
-            else:
+            if f in chapters:
                 problems += check_chapter(f, repo)
+            elif f in others:
+                print(f"{f.name}: the {others[f].kind} page, not a chapter; the chapter checks do not apply")
+            else:
+                problems.append(
+                    f"{f}: not in _toc.yml. Add it under the `Chapters` part of _toc.yml "
+                    "(or under `Appendices` for an appendix)."
+                )
         return problems
     problems = unlisted_pages(repo)
     for path in chapters:
@@ -382,7 +385,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{len(problems)} problem(s):\n", file=sys.stderr)
         print("\n\n".join(problems), file=sys.stderr)
         return 1
-    print("every chapter has what it needs:", ", ".join(p.docname for p in sn.chapter_pages(repo)))
+    if args.files:
+        print("nothing missing in", ", ".join(str(f) for f in args.files))
+    else:
+        print("every chapter has what it needs:", ", ".join(p.docname for p in sn.chapter_pages(repo)))
     return 0
 
 
