@@ -76,10 +76,10 @@ class BatchSampler:
         batch_size: samples per instance.
         generator: a seeded ``torch.Generator`` (on the CPU, or on the batches' CUDA device).
 
-    `sample` returns a tensor that the next call overwrites (the sampler reuses one buffer and
-    clears only the entries it set); clone it to keep it. The buffer is laid out
-    ``(instance, feature, batch)``, so ``x.transpose(1, 2)`` is contiguous: the layout in which
-    `train` works, with the long batch axis innermost.
+    `sample` returns a tensor that the next call overwrites (the sampler reuses its buffers and
+    clears only the entries it set); clone it to keep it. The batch is stored feature-major,
+    ``(instance, feature, batch)``, so ``x.transpose(1, 2)`` has the long batch axis innermost:
+    the layout in which `train` works.
 
     Attributes:
         truncated: ``()`` int64 tensor on the device, the number of batches in which a sparse
@@ -89,15 +89,19 @@ class BatchSampler:
     def __init__(self, feature_probability: torch.Tensor, batch_size: int, *,
                  generator: torch.Generator | None = None):
         _check_args(feature_probability, batch_size)
-        self.device = feature_probability.device
+        self.device = dev = feature_probability.device
         self.dtype = feature_probability.dtype
         self.batch_size = batch_size
         n_inst, n_feat = feature_probability.shape
         self.shape = (n_inst, batch_size, n_feat)
-        self._layout = (n_inst, n_feat, batch_size)  # how the buffer is stored
         n_trials = batch_size * n_feat  # entries per instance
-        self._n_trials = n_trials
-        dev = self.device
+        self._n_trials, self._n_feat = n_trials, n_feat
+
+        if dev.type == "cpu":  # NumPy's generator, seeded from the torch one
+            seed = int(torch.randint(0, 2**62, (1,), generator=generator).item())
+            self._np_rng = np.random.Generator(np.random.SFC64(seed))
+        else:
+            self._np_rng, self._generator = None, generator
 
         p = feature_probability.detach().to("cpu", torch.float64).numpy()
         if np.any(~np.isfinite(p)) or np.any(p < 0) or np.any(p > 1):
@@ -107,84 +111,99 @@ class BatchSampler:
         dense = np.flatnonzero((q > dense_above) & (q > 0))
         sparse = np.flatnonzero((q > 0) & (q <= dense_above))
 
-        # Dense instances: entry (i, b, f) is active when its coin falls below p[i, f].
+        # The batch: each instance's feature × batch entries and one spare slot after them, where
+        # the candidates that fall outside the batch (or are thinned away) are written.
+        stride = n_trials + 1
+        self._flat = torch.zeros(n_inst * stride, device=dev, dtype=self.dtype)
+        self._xt = self._flat.view(n_inst, stride)[:, :n_trials].view(n_inst, n_feat, batch_size)
+
+        # Dense instances: entry (i, f, b) is active when its coin falls below p[i, f].
         self._dense = torch.as_tensor(dense, device=dev)
         self._dense_p = torch.as_tensor(p[dense][:, :, None], device=dev, dtype=torch.float32)
+        n_dense = len(dense) * n_trials
+        self._dense_values = self._buffer(n_dense, torch.float32).view(len(dense), n_feat, batch_size)
+        self._dense_coins = self._buffer(n_dense, torch.float32).view(len(dense), n_feat, batch_size)
 
         # Sparse instances: one segment of candidates per instance, laid end to end.
         caps = np.array([candidate_capacity(n_trials, q[i]) for i in sparse], dtype=np.int64)
-        self._n_cand = int(caps.sum())
+        self._n_cand = n_cand = int(caps.sum())
         seg = np.repeat(np.arange(len(sparse)), caps)
         ends = np.cumsum(caps)
         self._seg_first = torch.as_tensor(ends - caps, device=dev)
         self._seg_last = torch.as_tensor(ends - 1, device=dev)
-        self._log1m_q = torch.as_tensor(np.log1p(-q[sparse])[seg], device=dev)
-        start = (sparse * n_trials).astype(np.float64)  # flat index of each instance's first entry
-        self._start = torch.as_tensor(start, device=dev)
+        self._inv_log1m_q = torch.as_tensor(1 / np.log1p(-q[sparse])[seg], device=dev)
+        start = (sparse * stride).astype(np.float64)  # flat index of each instance's first entry
+        self._start_minus_1 = torch.as_tensor(start - 1, device=dev)
         self._zero = torch.zeros(1, dtype=torch.float64, device=dev)
-        self._stop = torch.as_tensor((start + n_trials)[seg], device=dev)  # per candidate
+        self._spare = torch.as_tensor((start + n_trials)[seg], device=dev)  # per candidate
         # Thinning: keep a candidate at feature f with probability p[i, f] / q[i].
         ratio = p[sparse] / q[sparse][:, None]
         self._thin = bool(np.any(ratio < 1))
         self._ratio = torch.as_tensor(ratio.reshape(-1), device=dev)
         self._ratio_offset = torch.as_tensor(np.arange(len(sparse))[seg] * n_feat, device=dev)
-
-        self._n_feat = n_feat
-        # One spare slot at the end receives the candidates that fall outside the batch.
-        self._flat = torch.zeros(n_inst * n_trials + 1, device=dev, dtype=self.dtype)
-        self._written = None  # flat indices set by the previous batch
+        self._values = self._buffer(n_cand, torch.float32)
+        self._u = self._buffer(n_cand, torch.float64)
+        self._sums = torch.empty(n_cand, device=dev, dtype=torch.float64)
+        # Two index buffers, used in turn: the previous batch's entries are cleared first.
+        self._index = [torch.empty(n_cand, device=dev, dtype=torch.int64) for _ in range(2)]
+        self._written: torch.Tensor | None = None
         self.truncated = torch.zeros((), dtype=torch.int64, device=dev)
 
-        if dev.type == "cpu":
-            seed = int(torch.randint(0, 2**62, (1,), generator=generator).item())
-            self._np_rng = np.random.Generator(np.random.SFC64(seed))
-        else:
-            self._np_rng = None
-            self._generator = generator
+    def _buffer(self, n: int, dtype: torch.dtype) -> torch.Tensor:
+        """A reusable tensor for ``n`` uniform numbers (on the CPU, a view of a NumPy array)."""
+        if self._np_rng is not None:
+            return torch.from_numpy(np.empty(n, dtype=np.float32 if dtype == torch.float32 else np.float64))
+        return torch.empty(n, device=self.device, dtype=dtype)
 
-    def _uniform(self, n: int, dtype: torch.dtype) -> torch.Tensor:
-        """``n`` uniforms on [0, 1) on the device: float32 on the 2^-24 grid of ``torch.rand``, or
+    def _fill_uniform(self, out: torch.Tensor) -> torch.Tensor:
+        """Fill ``out`` with uniforms on [0, 1): float32 on the 2^-24 grid of ``torch.rand``, or
         float64 with 53 random bits."""
         if self._np_rng is not None:
-            return torch.from_numpy(self._np_rng.random(n, dtype=np.dtype(str(dtype)[6:])))
-        return torch.rand(n, generator=self._generator, device=self.device, dtype=dtype)
+            array = out.numpy().reshape(-1)
+            self._np_rng.random(out=array, dtype=array.dtype)
+        else:
+            out.uniform_(generator=self._generator)
+        return out
 
     def sample(self) -> torch.Tensor:
         """The next batch, ``(instance, batch, feature)``; overwritten by the next call."""
-        flat = self._flat
-        if self._written is not None:
-            flat.index_fill_(0, self._written, 0)
-        xt = flat[:-1].view(self._layout)  # (instance, feature, batch)
-
+        xt = self._xt
         if len(self._dense):
             # The definition, literally: a uniform value, kept when a second uniform is below p.
-            shape = (len(self._dense), self._n_feat, self.batch_size)
-            values = self._uniform(self._dense.numel() * self._n_trials, torch.float32).view(shape)
-            coins = self._uniform(values.numel(), torch.float32).view(shape)
-            values.masked_fill_(coins >= self._dense_p, 0)
+            values = self._fill_uniform(self._dense_values)
+            coins = self._fill_uniform(self._dense_coins)
+            values.mul_(torch.lt(coins, self._dense_p, out=coins))
             xt.index_copy_(0, self._dense, values.to(self.dtype))
 
         if self._n_cand:
-            values = self._uniform(self._n_cand, torch.float32).to(self.dtype)
+            flat = self._flat
+            if self._written is not None:
+                flat.index_fill_(0, self._written, 0)
+            values = self._fill_uniform(self._values).to(self.dtype)
             # Geometric(q) gaps >= 1 by inversion (1 - u lies in (0, 1], exactly).
-            u = self._uniform(self._n_cand, torch.float64)
-            gaps = u.neg_().add_(1).log_().div_(self._log1m_q).floor_().add_(1)
+            gaps = self._fill_uniform(self._u).neg_().add_(1).log_().mul_(self._inv_log1m_q)
+            gaps.floor_().add_(1)
             # Running sums of the gaps are the active positions. Make every segment's sums start
             # at its instance's first entry: shift the first gap of each segment by the total of
             # the segments before it (float64 holds these integers exactly).
-            first = self._seg_first
-            before = gaps.cumsum(0)[first] - gaps[first]
-            gaps[first] += torch.diff(self._start - 1 - before, prepend=self._zero)
-            index = gaps.cumsum_(0)  # flat index of each candidate in (instance, feature, batch)
-            keep = index < self._stop
-            self.truncated += (index[self._seg_last] < self._stop[self._seg_last] - 1).any()
+            first, sums = self._seg_first, self._sums
+            before = torch.cumsum(gaps, 0, out=sums)[first] - gaps[first]
+            gaps[first] += torch.diff(self._start_minus_1 - before, prepend=self._zero)
+            index = torch.cumsum(gaps, 0, out=sums)  # flat index in the buffer
+            last = self._seg_last
+            self.truncated += (index[last] < self._spare[last] - 1).any()
+            torch.minimum(index, self._spare, out=index)  # outside the batch: to the spare slot
             if self._thin:
-                feature = torch.remainder(index, self._n_trials).div_(self.batch_size, rounding_mode="floor")
-                feature = feature.to(torch.int64).add_(self._ratio_offset)
-                keep &= self._uniform(self._n_cand, torch.float64) < self._ratio[feature]
-            index = index.masked_fill_(~keep, flat.numel() - 1).to(torch.int64)
-            flat.scatter_(0, index, values)
-            self._written = index
+                # feature of each candidate: (index mod (entries + 1)) // batch; the spare slot
+                # counts as the last feature (it stays the spare slot either way)
+                feature = torch.remainder(index, self._n_trials + 1).div_(self.batch_size, rounding_mode="floor")
+                feature = feature.to(torch.int64).clamp_max_(self._n_feat - 1).add_(self._ratio_offset)
+                accept = self._fill_uniform(self._u) < self._ratio[feature]
+                torch.where(accept, index, self._spare, out=index)
+            self._index.reverse()
+            written = self._index[0].copy_(index)
+            flat.scatter_(0, written, values)
+            self._written = written
         return xt.transpose(1, 2)
 
 
