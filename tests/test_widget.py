@@ -333,11 +333,18 @@ def test_pause_stops_the_step_counter(tab):
 def test_restart_button_takes_the_next_seed(tab):
     tab.open("toy_models.html").show()
     tab.wait_for_step(50)
+    # Paused, so that the step counter cannot move between the click and the reading.
+    tab.page.locator(f"{WIDGET} button.pentagon-pause").click()
     seed = tab.state()["seed"]
     tab.page.locator(f"{WIDGET} button.pentagon-restart").click()
     s = tab.state()
-    assert s["seed"] == seed + 1 and s["step"] < 50, s
+    assert s["seed"] == seed + 1 and s["step"] == 0, s
     assert tab.shown_text("pentagon-seed") == f"seed {seed + 1}"
+    fresh = tab.page.evaluate(
+        "seed => new PentagonTrainer.Trainer({sparsity: 0.9, decay: 1, seed: seed}).weights()", seed + 1)
+    assert s["W"] == fresh
+    tab.page.locator(f"{WIDGET} button.pentagon-pause").click()  # resume: it trains again
+    tab.wait_for_step(50)
     assert tab.errors == []
 
 
