@@ -138,3 +138,19 @@ def test_optimiser_matches_torch_adamw_bitwise(weight_decay):
         theirs.grad = grad.clone()
         ref.step()
     assert torch.equal(mine, theirs.detach())
+
+
+def test_small_training_runs_single_threaded_and_restores_the_setting(monkeypatch):
+    seen = []
+    real = toy_lib.train.__globals__["loss_and_grad"]
+
+    def spy(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return real(*args, **kwargs)
+
+    monkeypatch.setitem(toy_lib.train.__globals__, "loss_and_grad", spy)
+    before = torch.get_num_threads()
+    cfg = toy_lib.ToyModelConfig(n_features=5, n_hidden=2, n_instances=2, feature_probability=0.1)
+    toy_lib.train(cfg, steps=3, batch_size=64, device="cpu", eval_batch_size=64)
+    assert seen == [1, 1, 1]
+    assert torch.get_num_threads() == before
