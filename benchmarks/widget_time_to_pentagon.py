@@ -25,8 +25,14 @@ from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 # Runs in the page: restart the widget with `seed`, resolve when the pentagon first appears.
 MEASURE = """
@@ -82,8 +88,14 @@ def main() -> None:
             browser = pw.chromium.launch(executable_path=args.chromium, headless=True, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             # No network: answer anything not on the local server (the theme's MathJax) with nothing.
-            page.route("**/*", lambda r: r.continue_() if r.request.url.startswith("http://127.0.0.1")
-                       else r.fulfill(status=200, body=""))
+            page.route(
+                "**/*",
+                lambda r: (
+                    r.continue_()
+                    if r.request.url.startswith("http://127.0.0.1")
+                    else r.fulfill(status=200, body="")
+                ),
+            )
             page.goto(f"http://127.0.0.1:{server.server_address[1]}/toy_models.html")
             page.wait_for_function("document.querySelector('.pentagon-widget').pentagon !== undefined")
             page.locator(".pentagon-widget").scroll_into_view_if_needed()  # it trains only on screen
@@ -105,11 +117,15 @@ def main() -> None:
     if done:
         secs = sorted(r["seconds"] for r in done)
         steps = sorted(r["steps"] for r in done)
-        print(f"time to pentagon: median {statistics.median(secs):.2f} s "
-              f"(min {secs[0]:.2f}, max {secs[-1]:.2f}); "
-              f"steps: median {statistics.median(steps):.0f} (min {steps[0]}, max {steps[-1]})")
+        print(
+            f"time to pentagon: median {statistics.median(secs):.2f} s "
+            f"(min {secs[0]:.2f}, max {secs[-1]:.2f}); "
+            f"steps: median {statistics.median(steps):.0f} (min {steps[0]}, max {steps[-1]})"
+        )
     if args.json:
-        args.json.write_text(json.dumps({"chromium": version, "recipe": recipe, "results": results}, indent=1))
+        args.json.write_text(
+            json.dumps({"chromium": version, "recipe": recipe, "results": results}, indent=1)
+        )
 
 
 if __name__ == "__main__":

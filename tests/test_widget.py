@@ -44,8 +44,14 @@ from toy_lib import metrics
 pytestmark = pytest.mark.slow
 
 CHROMIUM = os.environ.get("TOY_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 WIDGET_JS = REPO / "book" / "_static" / "pentagon" / "pentagon.js"
 #: Screenshots land here too (git-ignored), so CI can keep them as artifacts.
 ARTIFACTS = REPO / "_build" / "test-artifacts"
@@ -77,7 +83,8 @@ def site(built_book):
 def browser():
     assert Path(CHROMIUM).exists(), (
         f"no Chromium at {CHROMIUM}: install Debian's (`apt-get install -y chromium`) or set "
-        "TOY_CHROMIUM; the tests never download a browser")
+        "TOY_CHROMIUM; the tests never download a browser"
+    )
     with sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         yield b
@@ -134,15 +141,16 @@ class Tab:
                 const w = document.querySelector('{WIDGET}').pentagon;
                 return {{W: w.W, b: w.b, step: w.step, loss: w.loss, sparsity: w.sparsity,
                          decay: w.decay, seed: w.seed, running: w.running}};
-            }}""")
+            }}"""
+        )
 
     def shown_text(self, cls: str) -> str:
         return self.page.locator(f"{WIDGET} .{cls}").inner_text()
 
     def wait_for_step(self, at_least: int, timeout_s: float = 60.0) -> dict:
         self.page.wait_for_function(
-            f"document.querySelector('{WIDGET}').pentagon.step >= {at_least}",
-            timeout=timeout_s * 1000)
+            f"document.querySelector('{WIDGET}').pentagon.step >= {at_least}", timeout=timeout_s * 1000
+        )
         return self.state()
 
 
@@ -162,8 +170,7 @@ def pentagon_report(W) -> tuple[bool, str]:
     W = np.asarray(W, dtype=np.float64)
     gaps = metrics.angular_gaps_2d(W)
     norms = metrics.feature_norms(W)
-    ok = (len(gaps) == 5 and bool(np.all(np.abs(gaps - 72.0) <= 6.0))
-          and norms.max() <= 1.15 * norms.min())
+    ok = len(gaps) == 5 and bool(np.all(np.abs(gaps - 72.0) <= 6.0)) and norms.max() <= 1.15 * norms.min()
     return ok, f"gaps {np.round(gaps, 1).tolist()}, norms {np.round(norms, 3).tolist()}"
 
 
@@ -262,7 +269,8 @@ def test_antipodal_pairs_at_decay_09_are_a_local_minimum(tab):
                            loss: P.loss(t.weights(), Array.from(t.bf), x, Array.from(t.importance))});
             }
             return runs;
-        }""")
+        }"""
+    )
     pent = [r for r in runs if pentagon_report(r["W"])[0]]
     pairs = []
     for r in runs:
@@ -291,8 +299,8 @@ def test_moving_the_slider_restarts_training_at_the_new_sparsity(tab):
     assert tab.page.locator(f"{WIDGET} output").first.inner_text() == "0.89"
     # Exactly the seed's initial weights: a fresh start, not the old weights carried over.
     fresh = tab.page.evaluate(
-        "seed => new PentagonTrainer.Trainer({sparsity: 0.89, decay: 1, seed: seed}).weights()",
-        s["seed"])
+        "seed => new PentagonTrainer.Trainer({sparsity: 0.89, decay: 1, seed: seed}).weights()", s["seed"]
+    )
     assert s["W"] == fresh
     assert s["W"] != before["W"]
 
@@ -306,7 +314,9 @@ def test_moving_the_slider_restarts_training_at_the_new_sparsity(tab):
             const t = new PentagonTrainer.Trainer({sparsity: 0.89, decay: 1, seed: seed});
             for (let i = 0; i < steps; i++) t.trainStep();
             return t.weights();
-        }""", [s["seed"], s["step"]])
+        }""",
+        [s["seed"], s["step"]],
+    )
     assert s["W"] == replay
     assert tab.errors == []
 
@@ -341,7 +351,8 @@ def test_restart_button_takes_the_next_seed(tab):
     assert s["seed"] == seed + 1 and s["step"] == 0, s
     assert tab.shown_text("pentagon-seed") == f"seed {seed + 1}"
     fresh = tab.page.evaluate(
-        "seed => new PentagonTrainer.Trainer({sparsity: 0.9, decay: 1, seed: seed}).weights()", seed + 1)
+        "seed => new PentagonTrainer.Trainer({sparsity: 0.9, decay: 1, seed: seed}).weights()", seed + 1
+    )
     assert s["W"] == fresh
     tab.page.locator(f"{WIDGET} button.pentagon-pause").click()  # resume: it trains again
     tab.wait_for_step(50)
@@ -359,7 +370,8 @@ def test_the_page_keeps_responding_while_it_trains(tab):
                 gaps.push(now - last); last = now;
                 if (now - t0 < 3000) requestAnimationFrame(f); else done(gaps);
             });
-        })""")
+        })"""
+    )
     s = tab.state()
     assert s["running"] and s["step"] > 500, s  # it did train meanwhile
     # A frozen page (all training in one go) would show a gap of seconds; a loaded CI machine
@@ -395,7 +407,9 @@ def test_forward_loss_gradient_and_adam_match_toy_lib(tab, tmp_path):
                     loss: P.loss(c.W, c.b, c.x, c.importance),
                     gradient: P.gradient(c.W, c.b, c.x, c.importance),
                     adam: P.adamTrain(c.W, c.b, c.batches, c.importance, c.lr)};
-        }""", path.read_text())
+        }""",
+        path.read_text(),
+    )
 
     c = json.loads(path.read_text())
     f64 = functools.partial(torch.tensor, dtype=torch.float64)
@@ -437,7 +451,8 @@ def test_bad_shapes_are_refused_with_a_message(tab):
     tab.open("toy_models.html")
     msg = tab.page.evaluate(
         """() => { try { PentagonTrainer.forward([[1, 2, 3, 4, 5], [1, 2, 3, 4, 5]], [0, 0], [[1, 2, 3, 4, 5]]); }
-                   catch (e) { return e.message; } return null; }""")
+                   catch (e) { return e.message; } return null; }"""
+    )
     assert msg is not None and "b must have length 5" in msg
 
 
@@ -458,7 +473,7 @@ def test_both_pages_train_with_no_console_error_and_no_outside_request(tab, name
     tab.wait_for_step(100)
     assert tab.errors == []
     # Once the page is loaded, training and the controls make no request at all.
-    assert tab.outside == before, tab.outside[len(before):]
+    assert tab.outside == before, tab.outside[len(before) :]
 
 
 def test_works_from_disk(browser, built_book):
@@ -494,7 +509,8 @@ def test_without_javascript_the_page_shows_the_toy_lib_figure(browser, site, nam
             img.scroll_into_view_if_needed()
             page.wait_for_function(
                 "() => { const i = document.querySelector('.pentagon-fallback img');"
-                " return i.complete && i.naturalWidth > 0; }")
+                " return i.complete && i.naturalWidth > 0; }"
+            )
             # ... byte for byte the image of fig-arrows in the chapter.
             src = urlparse(img.get_attribute("src")).path
             page.goto(site + "toy_models.html")
@@ -512,8 +528,18 @@ def test_without_javascript_the_page_shows_the_toy_lib_figure(browser, site, nam
 def test_the_script_has_no_eval_and_no_network_code():
     src = WIDGET_JS.read_text()
     code = re.sub(r"/\*.*?\*/|//[^\n]*", "", src, flags=re.S)  # comments out
-    for banned in ("eval(", "new Function", "fetch(", "XMLHttpRequest", "import(", "WebSocket",
-                   "sendBeacon", "innerHTML", "setTimeout(\"", "Worker("):
+    for banned in (
+        "eval(",
+        "new Function",
+        "fetch(",
+        "XMLHttpRequest",
+        "import(",
+        "WebSocket",
+        "sendBeacon",
+        "innerHTML",
+        'setTimeout("',
+        "Worker(",
+    ):
         assert banned not in code, f"pentagon.js uses {banned}"
     urls = set(re.findall(r"https?://[^\s\"']+", code))
     assert urls <= {"http://www.w3.org/2000/svg"}, urls
