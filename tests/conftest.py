@@ -33,7 +33,9 @@ def repo_files(repo: Path = REPO) -> list[str]:
     """Paths (relative to the repository) that a clean clone of the working tree would hold."""
     out = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=repo, check=True, capture_output=True,
+        cwd=repo,
+        check=True,
+        capture_output=True,
     ).stdout.decode()
     return [p for p in out.split("\0") if p and ((repo / p).exists() or (repo / p).is_symlink())]
 
@@ -61,7 +63,10 @@ def build_book(root: Path, *extra: str) -> subprocess.CompletedProcess:
     """Run `jupyter-book build book/` (plus ``extra`` flags) in ``root``."""
     return subprocess.run(
         [jupyter_book_exe(), "build", "book/", *extra],
-        cwd=root, capture_output=True, text=True, timeout=3600,
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=3600,
     )
 
 

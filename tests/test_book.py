@@ -9,7 +9,6 @@ import re
 
 import numpy as np
 import pytest
-
 from conftest import build_book
 
 pytestmark = pytest.mark.slow
@@ -50,8 +49,7 @@ def test_chapter_has_no_error_output(chapter):
 
 
 def test_build_log_has_no_sphinx_warnings(built_book):
-    warnings = [line for line in built_book.log.splitlines()
-                if re.search(r"\bWARNING:|\bERROR:", line)]
+    warnings = [line for line in built_book.log.splitlines() if re.search(r"\bWARNING:|\bERROR:", line)]
     assert not warnings, "the build printed warnings:\n" + "\n".join(warnings[:20])
 
 

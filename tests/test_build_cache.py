@@ -51,8 +51,14 @@ print("token", uuid.uuid4().hex, "from", toy_lib.__name__)
 
 def _build(root: Path) -> str:
     env = {**os.environ, "PYTHONPATH": str(root)}
-    proc = subprocess.run([jupyter_book_exe(), "build", "book/"], cwd=root, env=env,
-                          capture_output=True, text=True, timeout=1200)
+    proc = subprocess.run(
+        [jupyter_book_exe(), "build", "book/"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, f"build failed:\n{log[-4000:]}"
     return log

@@ -45,14 +45,23 @@ def test_second_call_is_loaded_bit_for_bit(cache_dir, count_training):
     assert torch.equal(fresh.W, second.W)  # what is stored is what train returns
 
 
-@pytest.mark.parametrize("change", [
-    dict(config=toy_lib.ToyModelConfig(n_features=5, n_hidden=2, n_instances=2,
-                                       feature_probability=[0.1, 0.9])),
-    dict(config=toy_lib.ToyModelConfig(n_features=5, n_hidden=2, n_instances=2,
-                                       feature_probability=[0.1, 1.0], activation="linear")),
-    dict(seed=2),
-    dict(lr=2e-3),
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        dict(
+            config=toy_lib.ToyModelConfig(
+                n_features=5, n_hidden=2, n_instances=2, feature_probability=[0.1, 0.9]
+            )
+        ),
+        dict(
+            config=toy_lib.ToyModelConfig(
+                n_features=5, n_hidden=2, n_instances=2, feature_probability=[0.1, 1.0], activation="linear"
+            )
+        ),
+        dict(seed=2),
+        dict(lr=2e-3),
+    ],
+)
 def test_a_different_configuration_or_argument_trains_again(cache_dir, count_training, change):
     toy_lib.cached_train(CFG, **ARGS)
     change = dict(change)

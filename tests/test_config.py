@@ -45,8 +45,14 @@ def test_with_restarts_repeats_settings_setting_major():
         (dict(feature_probability=-0.1), ["feature_probability=-0.1", "[0, 1]"]),
         (dict(importance=[1, -1, 1, 1, 1]), ["importance=", "-1", ">= 0"]),
         (dict(importance=float("nan")), ["importance=nan", "finite"]),
-        (dict(feature_probability=[0.1, 0.2, 0.3]), ["feature_probability has shape (3,)", "one value per instance", "(2,)"]),
-        (dict(importance=np.ones((2, 3))), ["importance has shape (2, 3)", "one value per feature", "(2, 5)"]),
+        (
+            dict(feature_probability=[0.1, 0.2, 0.3]),
+            ["feature_probability has shape (3,)", "one value per instance", "(2,)"],
+        ),
+        (
+            dict(importance=np.ones((2, 3))),
+            ["importance has shape (2, 3)", "one value per feature", "(2, 5)"],
+        ),
         (dict(activation="tanh"), ["activation='tanh'", "'relu'", "'linear'"]),
         (dict(importance="heavy"), ["importance='heavy'", "number"]),
     ],

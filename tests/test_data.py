@@ -33,8 +33,9 @@ def test_density_scalar_probability():
 
 
 def test_density_per_instance_probability():
-    _check_density(ToyModelConfig(n_features=5, n_hidden=2, n_instances=4,
-                                  feature_probability=[1.0, 0.3, 0.05, 0.0]))
+    _check_density(
+        ToyModelConfig(n_features=5, n_hidden=2, n_instances=4, feature_probability=[1.0, 0.3, 0.05, 0.0])
+    )
 
 
 def test_density_per_feature_probability():

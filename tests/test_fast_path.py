@@ -76,8 +76,14 @@ def test_candidate_buffer_overflow_is_counted_and_refused(monkeypatch):
 
 def _log_binomial_tail(n: int, q: float, k: int) -> float:
     """log P(Binomial(n, q) >= k), summed exactly in log space."""
-    terms = [math.lgamma(n + 1) - math.lgamma(j + 1) - math.lgamma(n - j + 1)
-             + j * math.log(q) + (n - j) * math.log1p(-q) for j in range(k, n + 1)]
+    terms = [
+        math.lgamma(n + 1)
+        - math.lgamma(j + 1)
+        - math.lgamma(n - j + 1)
+        + j * math.log(q)
+        + (n - j) * math.log1p(-q)
+        for j in range(k, n + 1)
+    ]
     top = max(terms)
     return top + math.log(sum(math.exp(t - top) for t in terms))
 
@@ -128,7 +134,9 @@ def test_optimiser_matches_torch_adamw_bitwise(weight_decay):
     mine = torch.randn(4, 3, 6, generator=gen)
     theirs = mine.clone().requires_grad_()
     opt = AdamW(mine, weight_decay=weight_decay)
-    ref = (torch.optim.AdamW if weight_decay else torch.optim.Adam)([theirs], lr=1e-3, weight_decay=weight_decay)
+    ref = (torch.optim.AdamW if weight_decay else torch.optim.Adam)(
+        [theirs], lr=1e-3, weight_decay=weight_decay
+    )
     for step in range(100):
         grad = torch.randn(4, 3, 6, generator=gen)
         lr = 1e-3 * (1 - step / 100)

@@ -23,11 +23,11 @@ def tetrahedron() -> np.ndarray:
 @pytest.mark.parametrize(
     "W, expected",
     [
-        (np.eye(3), 1.0),                                     # orthogonal: a dimension each
-        (np.array([[1.0, -1.0]]), 0.5),                       # antipodal pair in 1-D
-        (polygon(3), 2 / 3),                                  # triangle in a plane
-        (polygon(5, radius=1.13), 2 / 5),                     # pentagon; scale does not matter
-        (tetrahedron(), 3 / 4),                               # tetrahedron in 3-D
+        (np.eye(3), 1.0),  # orthogonal: a dimension each
+        (np.array([[1.0, -1.0]]), 0.5),  # antipodal pair in 1-D
+        (polygon(3), 2 / 3),  # triangle in a plane
+        (polygon(5, radius=1.13), 2 / 5),  # pentagon; scale does not matter
+        (tetrahedron(), 3 / 4),  # tetrahedron in 3-D
         (np.array([[1.0, 0.0, -1.0], [0.0, 1.0, 0.0]]), None),  # mixed: pair + alone
     ],
     ids=["orthogonal", "antipodal", "triangle", "pentagon", "tetrahedron", "mixed"],

@@ -18,8 +18,9 @@ RESTARTS = 4
 def t1_t2():
     """Setting 0 is T1 (uniform importance, p = 0.05); setting 1 is T2 (I_i = 0.7^i, p = 1)."""
     importance = np.stack([np.ones(5), 0.7 ** np.arange(5)])
-    cfg = ToyModelConfig(n_features=5, n_hidden=2, n_instances=2,
-                         feature_probability=[0.05, 1.0], importance=importance)
+    cfg = ToyModelConfig(
+        n_features=5, n_hidden=2, n_instances=2, feature_probability=[0.05, 1.0], importance=importance
+    )
     return toy_lib.train(cfg, steps=10_000, restarts=RESTARTS, seed=0, device="cpu")
 
 

@@ -40,9 +40,12 @@ def cache_dir() -> Path:
 
 def _config_record(config: ToyModelConfig) -> dict:
     return dict(
-        n_features=config.n_features, n_hidden=config.n_hidden, n_instances=config.n_instances,
+        n_features=config.n_features,
+        n_hidden=config.n_hidden,
+        n_instances=config.n_instances,
         feature_probability=config.probability_matrix().tolist(),
-        importance=config.importance_matrix().tolist(), activation=config.activation,
+        importance=config.importance_matrix().tolist(),
+        activation=config.activation,
     )
 
 
@@ -58,16 +61,24 @@ def cache_key(config: ToyModelConfig, library: str | None = None, **train_kwargs
     bound.apply_defaults()
     args = {k: v for k, v in bound.arguments.items() if k != "config" and k not in _IGNORED}
     args["device"] = pick_device(args["device"]).type
-    record = dict(config=_config_record(config), train=args, torch=torch.__version__,
-                  library=library or library_hash(PACKAGE_DIR))
+    record = dict(
+        config=_config_record(config),
+        train=args,
+        torch=torch.__version__,
+        library=library or library_hash(PACKAGE_DIR),
+    )
     return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _save(result: TrainResult, path: Path) -> None:
     state = dict(
-        config=_config_record(result.config), W=result.W, b=result.b,
-        loss_history=result.loss_history, final_loss=result.final_loss,
-        restart_losses=result.restart_losses, best_restart=result.best_restart,
+        config=_config_record(result.config),
+        W=result.W,
+        b=result.b,
+        loss_history=result.loss_history,
+        final_loss=result.final_loss,
+        restart_losses=result.restart_losses,
+        best_restart=result.best_restart,
         recipe=result.recipe,
     )
     path.parent.mkdir(parents=True, exist_ok=True)

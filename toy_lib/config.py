@@ -81,15 +81,12 @@ class ToyModelConfig:
         if np.any(prob < 0) or np.any(prob > 1):
             bad = prob[(prob < 0) | (prob > 1)].flat[0]
             raise ValueError(
-                f"feature_probability={self.feature_probability!r}: expected values in [0, 1], "
-                f"found {bad:g}"
+                f"feature_probability={self.feature_probability!r}: expected values in [0, 1], found {bad:g}"
             )
         imp = self.importance_matrix()
         if np.any(imp < 0):
             bad = imp[imp < 0].flat[0]
-            raise ValueError(
-                f"importance={self.importance!r}: expected values >= 0, found {bad:g}"
-            )
+            raise ValueError(f"importance={self.importance!r}: expected values >= 0, found {bad:g}")
 
     # ------------------------------------------------------------------ shapes
     def _broadcast(self, value: ArrayLike, name: str, vector_axis: str) -> np.ndarray:
@@ -119,7 +116,7 @@ class ToyModelConfig:
         """Feature importances as a float64 array of shape ``(instance, feature)``."""
         return self._broadcast(self.importance, "importance", "feature")
 
-    def with_restarts(self, k: int) -> "ToyModelConfig":
+    def with_restarts(self, k: int) -> ToyModelConfig:
         """The same settings repeated ``k`` times along the instance axis (setting-major).
 
         Instance ``s * k + r`` of the result is restart ``r`` of setting ``s``.

@@ -86,8 +86,9 @@ class BatchSampler:
             instance needed more candidates than its buffer holds (expected: 0, ever).
     """
 
-    def __init__(self, feature_probability: torch.Tensor, batch_size: int, *,
-                 generator: torch.Generator | None = None):
+    def __init__(
+        self, feature_probability: torch.Tensor, batch_size: int, *, generator: torch.Generator | None = None
+    ):
         _check_args(feature_probability, batch_size)
         self.device = dev = feature_probability.device
         self.dtype = feature_probability.dtype
@@ -196,7 +197,9 @@ class BatchSampler:
             if self._thin:
                 # feature of each candidate: (index mod (entries + 1)) // batch; the spare slot
                 # counts as the last feature (it stays the spare slot either way)
-                feature = torch.remainder(index, self._n_trials + 1).div_(self.batch_size, rounding_mode="floor")
+                feature = torch.remainder(index, self._n_trials + 1).div_(
+                    self.batch_size, rounding_mode="floor"
+                )
                 feature = feature.to(torch.int64).clamp_max_(self._n_feat - 1).add_(self._ratio_offset)
                 accept = self._fill_uniform(self._u) < self._ratio[feature]
                 torch.where(accept, index, self._spare, out=index)

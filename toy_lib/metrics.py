@@ -18,7 +18,9 @@ REPRESENTED_NORM = 0.5
 
 
 def _as_weights(W) -> np.ndarray:
-    arr = W.detach().cpu().double().numpy() if isinstance(W, torch.Tensor) else np.asarray(W, dtype=np.float64)
+    arr = (
+        W.detach().cpu().double().numpy() if isinstance(W, torch.Tensor) else np.asarray(W, dtype=np.float64)
+    )
     if arr.ndim < 2:
         raise ValueError(f"W has shape {arr.shape}: expected (..., hidden, feature)")
     return arr

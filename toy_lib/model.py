@@ -45,9 +45,7 @@ def forward(W: torch.Tensor, b: torch.Tensor, x: torch.Tensor, activation: str =
     raise ValueError(f"activation={activation!r}: expected 'relu' or 'linear'")
 
 
-def loss_per_instance(
-    x: torch.Tensor, x_hat: torch.Tensor, importance: torch.Tensor
-) -> torch.Tensor:
+def loss_per_instance(x: torch.Tensor, x_hat: torch.Tensor, importance: torch.Tensor) -> torch.Tensor:
     """Importance-weighted MSE, averaged over batch and features, one value per instance.
 
     ``L_i = mean_{b, f} I[i, f] (x[i, b, f] - x'[i, b, f])²``
@@ -63,8 +61,13 @@ def loss_per_instance(
 
 
 def init_weights(
-    n_instances: int, n_hidden: int, n_features: int, *, generator: torch.Generator | None = None,
-    device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
+    n_instances: int,
+    n_hidden: int,
+    n_features: int,
+    *,
+    generator: torch.Generator | None = None,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
     """Xavier-normal initialisation of each instance as its own ``(hidden, feature)`` matrix.
 
@@ -72,9 +75,10 @@ def init_weights(
     instances (``nn.init.xavier_normal_`` on the 3-D tensor would make it do so).
     """
     std = math.sqrt(2.0 / (n_hidden + n_features))
-    return torch.randn(
-        (n_instances, n_hidden, n_features), generator=generator, device=device, dtype=dtype
-    ) * std
+    return (
+        torch.randn((n_instances, n_hidden, n_features), generator=generator, device=device, dtype=dtype)
+        * std
+    )
 
 
 class ToyModel(nn.Module):
@@ -93,8 +97,7 @@ class ToyModel(nn.Module):
             b = torch.zeros(W.shape[0], W.shape[2], device=W.device, dtype=W.dtype)
         if b.shape != (W.shape[0], W.shape[2]):
             raise ValueError(
-                f"b has shape {tuple(b.shape)}: expected (instance, feature) = "
-                f"{(W.shape[0], W.shape[2])}"
+                f"b has shape {tuple(b.shape)}: expected (instance, feature) = {(W.shape[0], W.shape[2])}"
             )
         self.W = nn.Parameter(W.clone())
         self.b = nn.Parameter(b.clone())

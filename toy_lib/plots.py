@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -22,7 +22,9 @@ def _instances(W) -> np.ndarray:
     if arr.ndim == 2:
         arr = arr[None]
     if arr.ndim != 3:
-        raise ValueError(f"W has shape {arr.shape}: expected (instance, hidden, feature) or (hidden, feature)")
+        raise ValueError(
+            f"W has shape {arr.shape}: expected (instance, hidden, feature) or (hidden, feature)"
+        )
     return arr
 
 
@@ -51,8 +53,7 @@ def feature_arrows(
     imp = None if importance is None else np.broadcast_to(_np(importance), (n_inst, n_feat))
     colours = plt.get_cmap(cmap)
     lim = max(1.2, 1.1 * float(np.abs(arr).max()))
-    fig, axes = plt.subplots(1, n_inst, figsize=(panel_size * n_inst, panel_size + 0.3),
-                             squeeze=False)
+    fig, axes = plt.subplots(1, n_inst, figsize=(panel_size * n_inst, panel_size + 0.3), squeeze=False)
     for i, ax in enumerate(axes[0]):
         if imp is None or imp[i].max() == imp[i].min():
             norm = Normalize(vmin=0, vmax=1)
@@ -102,8 +103,13 @@ def wtw_and_norms(
     norms = metrics.feature_norms(arr)
     sup = metrics.superposition_score(arr)
     sup_norm = Normalize(vmin=0, vmax=max(1.0, float(sup.max())))
-    fig, axes = plt.subplots(2, n_inst, figsize=(panel_size * n_inst, 2 * panel_size),
-                             squeeze=False, gridspec_kw=dict(height_ratios=[1.3, 1]))
+    fig, axes = plt.subplots(
+        2,
+        n_inst,
+        figsize=(panel_size * n_inst, 2 * panel_size),
+        squeeze=False,
+        gridspec_kw=dict(height_ratios=[1.3, 1]),
+    )
     for i in range(n_inst):
         ax = axes[0, i]
         im = ax.imshow(gram[i], cmap=cmap, vmin=-vmax, vmax=vmax)
@@ -139,12 +145,13 @@ def loss_curve(loss_history, labels: Sequence[str] | None = None, *, smooth: int
     steps = np.arange(1, hist.shape[0] + 1)
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for i in range(hist.shape[1]):
-        line, = ax.plot(steps, hist[:, i], alpha=0.25, lw=0.8)
+        (line,) = ax.plot(steps, hist[:, i], alpha=0.25, lw=0.8)
         if smooth > 1 and hist.shape[0] >= smooth:
             kernel = np.ones(smooth) / smooth
             avg = np.convolve(hist[:, i], kernel, mode="valid")
-            ax.plot(steps[smooth - 1:], avg, color=line.get_color(),
-                    label=None if labels is None else labels[i])
+            ax.plot(
+                steps[smooth - 1 :], avg, color=line.get_color(), label=None if labels is None else labels[i]
+            )
     ax.set_yscale("log")
     ax.set_xlabel("step")
     ax.set_ylabel("loss")

@@ -110,8 +110,12 @@ class TrainResult:
 
 
 def _check_args(steps, batch_size, lr, optimizer, schedule, restarts, eval_batch_size) -> None:
-    for name, value in [("steps", steps), ("batch_size", batch_size), ("restarts", restarts),
-                        ("eval_batch_size", eval_batch_size)]:
+    for name, value in [
+        ("steps", steps),
+        ("batch_size", batch_size),
+        ("restarts", restarts),
+        ("eval_batch_size", eval_batch_size),
+    ]:
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
             raise ValueError(f"{name}={value!r}: expected a positive integer")
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not (lr > 0 and math.isfinite(lr)):
@@ -133,8 +137,14 @@ def _progress(total: int, show: bool | None):
 
 
 @torch.no_grad()
-def evaluate(model: ToyModel, prob: torch.Tensor, importance: torch.Tensor, n_samples: int,
-             generator: torch.Generator, chunk: int = 4096) -> torch.Tensor:
+def evaluate(
+    model: ToyModel,
+    prob: torch.Tensor,
+    importance: torch.Tensor,
+    n_samples: int,
+    generator: torch.Generator,
+    chunk: int = 4096,
+) -> torch.Tensor:
     """Per-instance loss of ``model`` on ``n_samples`` fresh samples, drawn in chunks.
 
     The samples are drawn on the ``generator``'s device and moved to ``prob``'s.
@@ -160,7 +170,10 @@ class _StepBuffers:
 
 
 def loss_and_grad(
-    Wb: torch.Tensor, xt: torch.Tensor, sqrt_weight: torch.Tensor, activation: str,
+    Wb: torch.Tensor,
+    xt: torch.Tensor,
+    sqrt_weight: torch.Tensor,
+    activation: str,
     buffers: _StepBuffers | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Loss of every instance and its gradient, by hand, in a few passes over the batch.
@@ -220,8 +233,13 @@ class AdamW:
     schedule costs nothing. Its state is two tensors the shape of the parameter.
     """
 
-    def __init__(self, param: torch.Tensor, weight_decay: float = 0.01,
-                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
+    def __init__(
+        self,
+        param: torch.Tensor,
+        weight_decay: float = 0.01,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+    ):
         self.param, self.weight_decay, self.betas, self.eps = param, weight_decay, betas, eps
         self.exp_avg = torch.zeros_like(param)
         self.exp_avg_sq = torch.zeros_like(param)
@@ -319,8 +337,10 @@ def train(
     if bar is not None:
         bar.close()
     if sampler.truncated.item():
-        raise RuntimeError("train: a batch overflowed the sampler's candidate buffer (probability "
-                           "below 1e-15 per batch); please report it")
+        raise RuntimeError(
+            "train: a batch overflowed the sampler's candidate buffer (probability "
+            "below 1e-15 per batch); please report it"
+        )
     model = ToyModel(Wb[:, :n_hidden], Wb[:, n_hidden], activation=full.activation)
 
     eval_gen = torch.Generator(device=data_dev).manual_seed(seed + 2)
@@ -339,7 +359,15 @@ def train(
         final_loss=final[keep].cpu(),
         restart_losses=restart_losses.cpu(),
         best_restart=best.cpu(),
-        recipe=dict(steps=steps, batch_size=batch_size, lr=lr, optimizer=optimizer,
-                    schedule=schedule, seed=seed, restarts=restarts,
-                    eval_batch_size=eval_batch_size, device=str(dev)),
+        recipe=dict(
+            steps=steps,
+            batch_size=batch_size,
+            lr=lr,
+            optimizer=optimizer,
+            schedule=schedule,
+            seed=seed,
+            restarts=restarts,
+            eval_batch_size=eval_batch_size,
+            device=str(dev),
+        ),
     )

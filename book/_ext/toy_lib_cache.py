@@ -74,7 +74,9 @@ def _env_get_outdated(app, env, added, changed, removed) -> list[str]:
 def _source_read(app, docname: str, source: list[str]) -> None:
     if not is_myst_markdown_notebook(source[0]):
         return
-    cell = f"\n\n```{{code-cell}} ipython3\n:tags: [remove-cell]\n\n# {MARKER} {app.env.toy_lib_hash_now}\n```\n"
+    cell = (
+        f"\n\n```{{code-cell}} ipython3\n:tags: [remove-cell]\n\n# {MARKER} {app.env.toy_lib_hash_now}\n```\n"
+    )
     source[0] = source[0].rstrip("\n") + cell
     app.env.toy_lib_pages.add(docname)
 
@@ -93,5 +95,4 @@ def setup(app):
     app.connect("source-read", _source_read)
     app.connect("env-purge-doc", _env_purge_doc)
     app.connect("env-merge-info", _env_merge_info)
-    return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True,
-            "env_version": 1}
+    return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True, "env_version": 1}
