@@ -24,6 +24,8 @@ density sweep ``p = 20^-t``, ``t`` evenly spaced in [0, 1] across instances, bat
 (a) 5 features -> 2 hidden, 10 instances, importance 0.9^i
 (b) 100 -> 20, 20 instances, uniform importance
 (c) 200 -> 20, 20 instances, uniform importance
+(c') as (c) with every instance at density 0.05, where superposition is studied (not a target;
+     it shows what drawing only the active entries saves)
 (d) an SAE of 5 latents on 2-D activations, 16 instances: skipped until toy_lib has SAEs.
 """
 
@@ -56,8 +58,11 @@ class Case:
     n_instances: int
     importance_decay: float  # I_i = decay ** i
     steps: int  # steps per timed run
+    density: float | None = None  # one density for every instance instead of the sweep
 
     def probability(self) -> np.ndarray:
+        if self.density is not None:
+            return np.full(self.n_instances, self.density)
         return 20.0 ** -np.linspace(0, 1, self.n_instances)
 
     def importance(self) -> np.ndarray:
@@ -74,6 +79,7 @@ CASES = [
     Case("(a) 5 -> 2, 10 instances", 5, 2, 10, 0.9, steps=500),
     Case("(b) 100 -> 20, 20 instances", 100, 20, 20, 1.0, steps=20),
     Case("(c) 200 -> 20, 20 instances", 200, 20, 20, 1.0, steps=12),
+    Case("(c') the same, all at p = 0.05", 200, 20, 20, 1.0, steps=12, density=0.05),
 ]
 
 
@@ -169,6 +175,8 @@ def machine() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="one repeat, fewer steps")
+    parser.add_argument("--only", default=None, help="run only the configurations whose name "
+                        "starts with this, e.g. '(c)'")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads (default: torch's choice, one per core); on a machine "
@@ -185,6 +193,8 @@ def main() -> None:
     print(header)
     print(f"{'':30s} {'steps/s':>11s} {'steps/s':>11s} {'':>9s} {'ms/step':>9s} {'':>8s}")
     for case in CASES:
+        if args.only and not case.name.startswith(args.only):
+            continue
         steps = max(2, case.steps // 4) if args.quick else case.steps
         for fn in (reference_run, toy_lib_run, floor_run):  # warm up every code path
             fn(case, 2)
