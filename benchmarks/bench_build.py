@@ -68,8 +68,14 @@ def build(root: Path, jupyter_book: str) -> tuple[float, int | None, str]:
     env = {**os.environ, "PYTHONPATH": str(root)}
     env.pop("TOY_LIB_CACHE_DIR", None)  # the build sets it to its own _build
     start = time.perf_counter()
-    proc = subprocess.Popen([jupyter_book, "build", "book/"], cwd=root, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [jupyter_book, "build", "book/"],
+        cwd=root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     sampler = None
     try:
         sampler = TreeMemory(proc.pid)
@@ -94,20 +100,28 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench_build_"))
     try:
         root = copy_repo(tmp)
-        print(f"book build benchmark: {time.strftime('%Y-%m-%d %H:%M %Z')}; nproc {os.cpu_count()}; "
-              f"load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}; copy in {root}")
+        print(
+            f"book build benchmark: {time.strftime('%Y-%m-%d %H:%M %Z')}; nproc {os.cpu_count()}; "
+            f"load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}; copy in {root}"
+        )
         clean, peak, log = build(root, jupyter_book)
         executed = log.count("Executed notebook")
         warm, _, log2 = build(root, jupyter_book)
         re_executed = log2.count("Executed notebook")
         largest = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # Linux: KiB
-        print(f"clean build: {clean:7.1f} s  ({executed} notebook(s) executed; target < "
-              f"{TARGETS['clean']:.0f} s)")
-        print(f"warm rebuild: {warm:6.1f} s  ({re_executed} notebook(s) executed; target < "
-              f"{TARGETS['warm']:.0f} s)")
+        print(
+            f"clean build: {clean:7.1f} s  ({executed} notebook(s) executed; target < "
+            f"{TARGETS['clean']:.0f} s)"
+        )
+        print(
+            f"warm rebuild: {warm:6.1f} s  ({re_executed} notebook(s) executed; target < "
+            f"{TARGETS['warm']:.0f} s)"
+        )
         if peak is not None:
-            print(f"peak memory of the clean build's process tree: {peak / 2**30:.2f} GiB "
-                  f"(target < {TARGETS['peak_gb']:.0f} GB)")
+            print(
+                f"peak memory of the clean build's process tree: {peak / 2**30:.2f} GiB "
+                f"(target < {TARGETS['peak_gb']:.0f} GB)"
+            )
         print(f"largest single process (getrusage): {largest / 2**30:.2f} GiB")
         print(f"load average now {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     finally:

@@ -70,8 +70,11 @@ class Case:
 
     def config(self) -> toy_lib.ToyModelConfig:
         return toy_lib.ToyModelConfig(
-            n_features=self.n_features, n_hidden=self.n_hidden, n_instances=self.n_instances,
-            feature_probability=self.probability(), importance=self.importance(),
+            n_features=self.n_features,
+            n_hidden=self.n_hidden,
+            n_instances=self.n_instances,
+            feature_probability=self.probability(),
+            importance=self.importance(),
         )
 
 
@@ -87,11 +90,18 @@ CASES = [
 class ReferenceModel(torch.nn.Module):
     """The notebook's model: W (instance, feature, hidden), b_final (instance, feature)."""
 
-    def __init__(self, n_features: int, n_hidden: int, n_instances: int,
-                 feature_probability: torch.Tensor, importance: torch.Tensor):
+    def __init__(
+        self,
+        n_features: int,
+        n_hidden: int,
+        n_instances: int,
+        feature_probability: torch.Tensor,
+        importance: torch.Tensor,
+    ):
         super().__init__()
-        self.W = torch.nn.Parameter(torch.nn.init.xavier_normal_(
-            torch.empty(n_instances, n_features, n_hidden)))
+        self.W = torch.nn.Parameter(
+            torch.nn.init.xavier_normal_(torch.empty(n_instances, n_features, n_hidden))
+        )
         self.b_final = torch.nn.Parameter(torch.zeros(n_instances, n_features))
         self.feature_probability = feature_probability  # (instance, feature)
         self.importance = importance  # (instance, feature)
@@ -109,10 +119,15 @@ class ReferenceModel(torch.nn.Module):
 
 def reference_run(case: Case, steps: int) -> None:
     torch.manual_seed(0)
-    model = ReferenceModel(case.n_features, case.n_hidden, case.n_instances,
-                           torch.tensor(case.probability(), dtype=torch.float32)[:, None]
-                           .expand(case.n_instances, case.n_features),
-                           torch.tensor(case.importance(), dtype=torch.float32)[None, :])
+    model = ReferenceModel(
+        case.n_features,
+        case.n_hidden,
+        case.n_instances,
+        torch.tensor(case.probability(), dtype=torch.float32)[:, None].expand(
+            case.n_instances, case.n_features
+        ),
+        torch.tensor(case.importance(), dtype=torch.float32)[None, :],
+    )
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     for _ in range(steps):
         opt.zero_grad(set_to_none=True)
@@ -125,8 +140,15 @@ def reference_run(case: Case, steps: int) -> None:
 
 
 def toy_lib_run(case: Case, steps: int) -> None:
-    toy_lib.train(case.config(), steps=steps, batch_size=BATCH, seed=0, device="cpu",
-                  eval_batch_size=BATCH, progress=False)
+    toy_lib.train(
+        case.config(),
+        steps=steps,
+        batch_size=BATCH,
+        seed=0,
+        device="cpu",
+        eval_batch_size=BATCH,
+        progress=False,
+    )
 
 
 def floor_run(case: Case, steps: int) -> None:
@@ -165,22 +187,32 @@ def machine() -> str:
         load = " ".join(f"{v:.2f}" for v in os.getloadavg())
     except OSError:
         load = "unknown"
-    uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip() if \
-        Path("/usr/bin/uptime").exists() else ""
-    return (f"{time.strftime('%Y-%m-%d %H:%M %Z')}; {model}; nproc {os.cpu_count()}; "
-            f"torch {torch.__version__} with {torch.get_num_threads()} threads; "
-            f"load average {load}\n  uptime: {uptime}")
+    uptime = (
+        subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+        if Path("/usr/bin/uptime").exists()
+        else ""
+    )
+    return (
+        f"{time.strftime('%Y-%m-%d %H:%M %Z')}; {model}; nproc {os.cpu_count()}; "
+        f"torch {torch.__version__} with {torch.get_num_threads()} threads; "
+        f"load average {load}\n  uptime: {uptime}"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="one repeat, fewer steps")
-    parser.add_argument("--only", default=None, help="run only the configurations whose name "
-                        "starts with this, e.g. '(c)'")
+    parser.add_argument(
+        "--only", default=None, help="run only the configurations whose name starts with this, e.g. '(c)'"
+    )
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads (default: torch's choice, one per core); on a machine "
-                        "that other jobs keep busy, 1 avoids threads waiting on each other")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads (default: torch's choice, one per core); on a machine "
+        "that other jobs keep busy, 1 avoids threads waiting on each other",
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -188,8 +220,10 @@ def main() -> None:
     start = time.perf_counter()
     print("toy_lib trainer benchmark:", machine())
     print(f"batch {BATCH}; median of {repeats} timed runs each; steps/s higher is better\n")
-    header = (f"{'configuration':30s} {'reference':>11s} {'toy_lib':>11s} {'speed-up':>9s} "
-              f"{'floor':>9s} {'x floor':>8s}")
+    header = (
+        f"{'configuration':30s} {'reference':>11s} {'toy_lib':>11s} {'speed-up':>9s} "
+        f"{'floor':>9s} {'x floor':>8s}"
+    )
     print(header)
     print(f"{'':30s} {'steps/s':>11s} {'steps/s':>11s} {'':>9s} {'ms/step':>9s} {'':>8s}")
     for case in CASES:
@@ -204,11 +238,16 @@ def main() -> None:
             times["toy_lib"].append(timed(toy_lib_run, case, steps))
             times["floor"].append(timed(floor_run, case, steps))
         ref, ours, floor = (statistics.median(times[k]) for k in ("reference", "toy_lib", "floor"))
-        print(f"{case.name:30s} {1 / ref:11.1f} {1 / ours:11.1f} {ref / ours:8.1f}x "
-              f"{floor * 1e3:9.2f} {ours / floor:7.1f}x", flush=True)
+        print(
+            f"{case.name:30s} {1 / ref:11.1f} {1 / ours:11.1f} {ref / ours:8.1f}x "
+            f"{floor * 1e3:9.2f} {ours / floor:7.1f}x",
+            flush=True,
+        )
     print(f"{'(d) SAE, 5 latents on 2-D, 16 instances':30s} skipped: toy_lib has no SAE yet")
-    print(f"\nfinished in {time.perf_counter() - start:.0f} s; load average now "
-          f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    print(
+        f"\nfinished in {time.perf_counter() - start:.0f} s; load average now "
+        f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}"
+    )
 
 
 if __name__ == "__main__":

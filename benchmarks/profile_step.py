@@ -47,8 +47,9 @@ def phases(steps: int, step) -> dict[str, float]:
 
 def reference_phases(case, steps: int) -> dict[str, float]:
     torch.manual_seed(0)
-    prob = torch.tensor(case.probability(), dtype=torch.float32)[:, None].expand(case.n_instances,
-                                                                                 case.n_features)
+    prob = torch.tensor(case.probability(), dtype=torch.float32)[:, None].expand(
+        case.n_instances, case.n_features
+    )
     importance = torch.tensor(case.importance(), dtype=torch.float32)[None, :]
     model = ReferenceModel(case.n_features, case.n_hidden, case.n_instances, prob, importance)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
@@ -72,8 +73,13 @@ def toy_lib_phases(case, steps: int) -> dict[str, float]:
     prob = torch.tensor(cfg.probability_matrix(), dtype=torch.float32)
     importance = torch.tensor(cfg.importance_matrix(), dtype=torch.float32)
     sampler = BatchSampler(prob, BATCH, generator=torch.Generator().manual_seed(0))
-    Wb = torch.cat([torch.randn(case.n_instances, case.n_hidden, case.n_features) * 0.3,
-                    torch.zeros(case.n_instances, 1, case.n_features)], dim=1)
+    Wb = torch.cat(
+        [
+            torch.randn(case.n_instances, case.n_hidden, case.n_features) * 0.3,
+            torch.zeros(case.n_instances, 1, case.n_features),
+        ],
+        dim=1,
+    )
     sqrt_weight = (importance / (BATCH * case.n_features)).sqrt()[:, :, None]
     buffers = _StepBuffers(case.n_instances, case.n_hidden, BATCH, case.n_features, "cpu", torch.float32)
     opt = AdamW(Wb)
