@@ -45,7 +45,6 @@ DENSE_ABOVE = 0.5
 SMALL = 2**17
 # A sparse instance's candidate buffer overflows with probability below exp(-TAIL_LOG) per batch.
 TAIL_LOG = math.log(1e15)
-_TWO24 = float(2**24)
 
 
 def _check_args(feature_probability: torch.Tensor, batch_size: int) -> None:

@@ -27,12 +27,12 @@ from .data import BatchSampler, generate_batch
 from .model import ToyModel, init_weights, loss_per_instance
 
 OPTIMIZERS = ("adamw", "adam")
+SCHEDULES = ("constant", "linear", "cosine", "warmup_cosine")
+WARMUP_FRACTION = 0.05
 # Batches of fewer numbers than this (instance × feature × batch) train on one CPU thread:
 # splitting a pass over ~10^5 numbers between threads saves microseconds, and costs a
 # synchronisation per operation that a busy machine stretches to milliseconds.
 SINGLE_THREAD_BELOW = 2**20
-SCHEDULES = ("constant", "linear", "cosine", "warmup_cosine")
-WARMUP_FRACTION = 0.05
 
 
 def pick_device(device: str | torch.device | None = None) -> torch.device:
