@@ -15,24 +15,17 @@ Build the book first, then:
 from __future__ import annotations
 
 import argparse
-import functools
-import http.server
 import json
 import platform
 import statistics
-import threading
+import sys
 from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+# The browser helpers the widget's tests use (Debian's Chromium, a local server).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from browser import CHROMIUM, launch, serve  # noqa: E402
 
 # Runs in the page: restart the widget with `seed`, resolve when the pentagon first appears.
 MEASURE = """
@@ -63,29 +56,21 @@ MEASURE = """
 """
 
 
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--html", type=Path, default=Path("_build/html"), help="the built book's html folder")
     ap.add_argument("--seeds", type=int, default=20, help="seeds 1..N")
     ap.add_argument("--limit", type=float, default=30.0, help="give up on a seed after this many seconds")
-    ap.add_argument("--chromium", default="/usr/bin/chromium")
+    ap.add_argument("--chromium", default=CHROMIUM)
     ap.add_argument("--json", type=Path, help="also write the per-seed results here")
     args = ap.parse_args()
     if not (args.html / "toy_models.html").exists():
         raise SystemExit(f"--html {args.html}: no toy_models.html there; build the book first")
 
-    handler = functools.partial(_Quiet, directory=str(args.html))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     results = []
-    try:
+    with serve(args.html) as base:
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=args.chromium, headless=True, args=CHROMIUM_ARGS)
+            browser = launch(pw, args.chromium)
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             # No network: answer anything not on the local server (the theme's MathJax) with nothing.
             page.route(
@@ -96,7 +81,7 @@ def main() -> None:
                     else r.fulfill(status=200, body="")
                 ),
             )
-            page.goto(f"http://127.0.0.1:{server.server_address[1]}/toy_models.html")
+            page.goto(f"{base}toy_models.html")
             page.wait_for_function("document.querySelector('.pentagon-widget').pentagon !== undefined")
             page.locator(".pentagon-widget").scroll_into_view_if_needed()  # it trains only on screen
             page.wait_for_function("document.querySelector('.pentagon-widget').pentagon.running")
@@ -108,8 +93,6 @@ def main() -> None:
             recipe = page.evaluate("document.querySelector('.pentagon-widget').pentagon.recipe")
             version = browser.version
             browser.close()
-    finally:
-        server.shutdown()
 
     done = [r for r in results if r["seconds"] is not None]
     print(f"\nChromium {version}, {platform.machine()}, recipe {recipe}")

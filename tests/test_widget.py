@@ -22,12 +22,9 @@ Python package; no browser is ever downloaded.
 from __future__ import annotations
 
 import functools
-import http.server
 import json
-import os
 import re
 import shutil
-import threading
 import time
 from pathlib import Path
 from urllib.parse import urlparse
@@ -35,6 +32,7 @@ from urllib.parse import urlparse
 import numpy as np
 import pytest
 import torch
+from browser import launch, serve
 from conftest import REPO
 from playwright.sync_api import sync_playwright
 
@@ -43,15 +41,6 @@ from toy_lib import metrics
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = os.environ.get("TOY_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 WIDGET_JS = REPO / "book" / "_static" / "pentagon" / "pentagon.js"
 #: Screenshots land here too (git-ignored), so CI can keep them as artifacts.
 ARTIFACTS = REPO / "_build" / "test-artifacts"
@@ -62,31 +51,17 @@ PAGES = ["index.html", "toy_models.html"]
 # ----------------------------------------------------------------------------- fixtures
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):  # keep pytest's output clean
-        pass
-
-
 @pytest.fixture(scope="module")
 def site(built_book):
     """The built HTML served on a free port of 127.0.0.1; yields the base URL."""
-    handler = functools.partial(_QuietHandler, directory=str(built_book.html))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
-    server.server_close()
+    with serve(built_book.html) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def browser():
-    assert Path(CHROMIUM).exists(), (
-        f"no Chromium at {CHROMIUM}: install Debian's (`apt-get install -y chromium`) or set "
-        "TOY_CHROMIUM; the tests never download a browser"
-    )
     with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        b = launch(pw)
         yield b
         b.close()
 
