@@ -8,56 +8,28 @@ masked characters become spaces, so an offset in the masked text is an offset in
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 REPO = Path(__file__).resolve().parents[1]
 BOOK = REPO / "book"
-CHAPTERS_CAPTION = "Chapters"
-
+sys.path.insert(0, str(REPO / "scripts"))
+import sync_notebooks as sn  # noqa: E402  (the one reader of _toc.yml)
 
 # --------------------------------------------------------------------------- table of contents
-
-
-def _toc_files(entries) -> list[str]:
-    out = []
-    for entry in entries or []:
-        if "file" in entry:
-            out.append(entry["file"])
-        out.extend(_toc_files(entry.get("sections")))
-    return out
-
-
-def _source(docname: str) -> Path:
-    for ext in (".md", ".ipynb", ".rst"):
-        path = BOOK / f"{Path(docname).with_suffix('')}{ext}"
-        if path.exists():
-            return path
-    raise FileNotFoundError(f"_toc.yml lists {docname!r} but book/ has no {docname}.md")
-
-
-def toc() -> dict:
-    return yaml.safe_load((BOOK / "_toc.yml").read_text(encoding="utf8"))
+# Which pages are chapters is decided in one place, scripts/sync_notebooks.py (`toc_pages`):
+# every toc page outside a part captioned "Appendi…", the root page excluded.
 
 
 def chapters() -> list[Path]:
-    """The source of every page in the _toc.yml part captioned "Chapters", in order."""
-    files = []
-    for part in toc().get("parts", []):
-        if part.get("caption") == CHAPTERS_CAPTION:
-            files.extend(_toc_files(part.get("chapters")))
-    return [_source(f) for f in files]
+    """The source of every chapter in _toc.yml, in order."""
+    return [sn.source_path(p, REPO) for p in sn.chapter_pages(REPO)]
 
 
 def all_pages() -> list[Path]:
     """The source of every page in _toc.yml (root, chapters, appendices)."""
-    t = toc()
-    files = [t["root"]]
-    for part in t.get("parts", []):
-        files.extend(_toc_files(part.get("chapters")))
-    return [_source(f) for f in files]
+    return [sn.source_path(p, REPO) for p in sn.toc_pages(REPO)]
 
 
 def rel(path: Path) -> str:

@@ -2,7 +2,7 @@
 
 The API reference (book/api.md) renders toy_lib's docstrings with autodoc. This extension adds
 one line to each module, class and function: "Introduced in <chapter>", where the chapter is
-the first one in _toc.yml's "Chapters" part whose source uses the name in code
+the first chapter of _toc.yml (as scripts/sync_notebooks.py classes pages) whose source uses the name in code
 (``toy_lib.train(``, ``metrics.feature_norms(``, ``from toy_lib import train``) or in inline
 code (`` `train` ``). A module points to the first chapter that uses any of its public names.
 A name no chapter uses yet says so, so the gap is visible instead of hidden.
@@ -15,41 +15,36 @@ Registered in _config.yml under ``sphinx: local_extensions: {api_pointers: book/
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import re
+import sys
 from pathlib import Path
 
-import yaml
 from sphinx.application import Sphinx
 
-#: The _toc.yml part whose files are chapters.
-CHAPTERS_CAPTION = "Chapters"
 #: autodoc object types that get a pointer (methods and attributes live under their class).
 POINTED = ("module", "class", "function", "exception")
 #: A MyST role such as {term}`hidden space` or {ref}`toy-models`.
 ROLE = re.compile(r"\{[\w:+-]+\}`[^`]*`")
 
 
+def _toc_reader(repo: Path):
+    """scripts/sync_notebooks.py, the one place that decides which toc pages are chapters."""
+    name = "_book_toc_reader"
+    if name not in sys.modules:  # load once; dataclasses need the module in sys.modules
+        spec = importlib.util.spec_from_file_location(name, repo / "scripts" / "sync_notebooks.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
 def chapter_sources(srcdir: Path) -> list[tuple[str, Path]]:
     """``(docname, path)`` of every chapter, in table-of-contents order."""
-    toc = yaml.safe_load((srcdir / "_toc.yml").read_text(encoding="utf8"))
-    out: list[tuple[str, Path]] = []
-
-    def walk(entries):
-        for entry in entries or []:
-            if "file" in entry:
-                docname = str(Path(entry["file"]).with_suffix(""))
-                for ext in (".md", ".ipynb", ".rst"):
-                    path = srcdir / f"{docname}{ext}"
-                    if path.exists():
-                        out.append((docname, path))
-                        break
-            walk(entry.get("sections"))
-
-    for part in toc.get("parts", []):
-        if part.get("caption") == CHAPTERS_CAPTION:
-            walk(part.get("chapters"))
-    return out
+    repo = srcdir.parent
+    toc = _toc_reader(repo)
+    return [(p.docname, toc.source_path(p, repo)) for p in toc.chapter_pages(repo)]
 
 
 def uses(source: str, name: str) -> bool:
