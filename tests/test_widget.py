@@ -259,6 +259,22 @@ def test_antipodal_pairs_at_decay_09_are_a_local_minimum(tab):
     assert max(r["loss"] for r in pent) < min(r["loss"] for r in pairs), summary
 
 
+def test_the_chapter_states_the_widgets_real_recipe(tab):
+    """The prose quotes the widget's recipe; it must be the one the script actually runs."""
+    tab.open("toy_models.html")
+    recipe = tab.page.evaluate("document.querySelector('.pentagon-widget').pentagon.recipe")
+    prose = " ".join((REPO / "book" / "toy_models.md").read_text(encoding="utf-8").split())
+    exponent = round(np.log10(recipe["lr"]))
+    assert recipe["lr"] == pytest.approx(10.0**exponent), recipe
+    for stated in [
+        f"batches of {recipe['batchSize']} instead of 1024",
+        f"learning rate of $10^{{{exponent}}}$",
+        f"about {recipe['stepsPerSecond']} steps a second",
+        f"at most {recipe['maxSteps']:,} steps",
+    ]:
+        assert stated in prose, f"the chapter should say {stated!r} (the widget's recipe is {recipe})"
+
+
 # ----------------------------------------------------------------------------- controls
 
 
