@@ -80,9 +80,9 @@ class Case:
 
 CASES = [
     Case("(a) 5 -> 2, 10 instances", 5, 2, 10, 0.9, steps=500),
-    Case("(b) 100 -> 20, 20 instances", 100, 20, 20, 1.0, steps=20),
-    Case("(c) 200 -> 20, 20 instances", 200, 20, 20, 1.0, steps=12),
-    Case("(c') the same, all at p = 0.05", 200, 20, 20, 1.0, steps=12, density=0.05),
+    Case("(b) 100 -> 20, 20 instances", 100, 20, 20, 1.0, steps=40),
+    Case("(c) 200 -> 20, 20 instances", 200, 20, 20, 1.0, steps=40),
+    Case("(c') the same, all at p = 0.05", 200, 20, 20, 1.0, steps=40, density=0.05),
 ]
 
 

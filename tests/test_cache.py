@@ -84,6 +84,13 @@ def test_a_library_edit_changes_the_key(tmp_path):
     assert library_hash(copy) == after
 
 
+def test_another_numba_version_changes_the_key(monkeypatch):
+    # The compiled kernels decide the CPU trainer's arithmetic: their compiler is part of the key.
+    before = cache.cache_key(CFG, **ARGS)
+    monkeypatch.setattr(cache, "_numba_version", lambda: "0.0.1")
+    assert cache.cache_key(CFG, **ARGS) != before
+
+
 def test_a_library_edit_trains_again(cache_dir, count_training, monkeypatch):
     toy_lib.cached_train(CFG, **ARGS)
     monkeypatch.setattr(cache, "library_hash", lambda directory: "another library")

@@ -1,4 +1,8 @@
-"""Sparse batch generation: density, value distribution, shapes and seeding."""
+"""Sparse batch generation: density, value distribution, shapes and seeding.
+
+Every statistical test runs on both sampler backends: the compiled ``"numba"`` kernel that
+`train` uses on the CPU, and the ``"torch"`` tensor program that it uses on a GPU.
+"""
 
 import numpy as np
 import pytest
@@ -7,6 +11,11 @@ import torch
 from toy_lib import ToyModelConfig, generate_batch
 
 N_SAMPLES = 200_000  # per instance; >= 100k as the foundation issue asks
+
+
+@pytest.fixture(params=["numba", "torch"])
+def backend(request) -> str:
+    return request.param
 
 
 def _prob(cfg: ToyModelConfig) -> torch.Tensor:
@@ -18,9 +27,9 @@ def _density_tolerance(p: np.ndarray, n: int) -> np.ndarray:
     return 5 * np.sqrt(p * (1 - p) / n) + 1e-4
 
 
-def _check_density(cfg: ToyModelConfig, seed: int = 0):
+def _check_density(cfg: ToyModelConfig, backend: str, seed: int = 0):
     gen = torch.Generator().manual_seed(seed)
-    x = generate_batch(_prob(cfg), N_SAMPLES, generator=gen)
+    x = generate_batch(_prob(cfg), N_SAMPLES, generator=gen, backend=backend)
     assert x.shape == (cfg.n_instances, N_SAMPLES, cfg.n_features)
     density = (x != 0).double().mean(dim=1).numpy()  # (instance, feature)
     p = cfg.probability_matrix()
@@ -28,24 +37,27 @@ def _check_density(cfg: ToyModelConfig, seed: int = 0):
     return x
 
 
-def test_density_scalar_probability():
-    _check_density(ToyModelConfig(n_features=6, n_hidden=2, n_instances=2, feature_probability=0.05))
+def test_density_scalar_probability(backend):
+    _check_density(ToyModelConfig(n_features=6, n_hidden=2, n_instances=2, feature_probability=0.05), backend)
 
 
-def test_density_per_instance_probability():
+def test_density_per_instance_probability(backend):
     _check_density(
-        ToyModelConfig(n_features=5, n_hidden=2, n_instances=4, feature_probability=[1.0, 0.3, 0.05, 0.0])
+        ToyModelConfig(n_features=5, n_hidden=2, n_instances=4, feature_probability=[1.0, 0.3, 0.05, 0.0]),
+        backend,
     )
 
 
-def test_density_per_feature_probability():
+def test_density_per_feature_probability(backend):
     probs = np.array([[0.9, 0.5, 0.1, 0.01, 0.002], [0.002, 0.01, 0.1, 0.5, 0.9]])
-    _check_density(ToyModelConfig(n_features=5, n_hidden=2, n_instances=2, feature_probability=probs))
+    _check_density(
+        ToyModelConfig(n_features=5, n_hidden=2, n_instances=2, feature_probability=probs), backend
+    )
 
 
-def test_active_values_are_uniform_on_unit_interval():
+def test_active_values_are_uniform_on_unit_interval(backend):
     cfg = ToyModelConfig(n_features=4, n_hidden=2, n_instances=2, feature_probability=0.3)
-    x = _check_density(cfg, seed=1)
+    x = _check_density(cfg, backend, seed=1)
     vals = x[x != 0].double().numpy()
     assert vals.min() >= 0.0 and vals.max() <= 1.0
     # Mean 1/2 and variance 1/12 of U[0, 1], within a few standard errors.
@@ -57,27 +69,27 @@ def test_active_values_are_uniform_on_unit_interval():
     np.testing.assert_array_less(np.abs(counts - 0.1), 5 * np.sqrt(0.09 / n))
 
 
-def test_active_values_are_independent_of_the_feature():
+def test_active_values_are_independent_of_the_feature(backend):
     probs = np.array([[0.8, 0.05]])
     cfg = ToyModelConfig(n_features=2, n_hidden=1, n_instances=1, feature_probability=probs)
-    x = _check_density(cfg, seed=2)[0]
+    x = _check_density(cfg, backend, seed=2)[0]
     for f in range(2):
         vals = x[:, f][x[:, f] != 0].double()
         assert abs(vals.mean().item() - 0.5) < 5 * np.sqrt(1 / 12 / len(vals))
 
 
-def test_probability_one_and_zero_are_exact():
+def test_probability_one_and_zero_are_exact(backend):
     cfg = ToyModelConfig(n_features=3, n_hidden=1, n_instances=2, feature_probability=[1.0, 0.0])
-    x = generate_batch(_prob(cfg), 10_000, generator=torch.Generator().manual_seed(0))
+    x = generate_batch(_prob(cfg), 10_000, generator=torch.Generator().manual_seed(0), backend=backend)
     assert torch.all(x[1] == 0)
     assert (x[0] == 0).double().mean() < 1e-3  # only exact zeros of U[0, 1] could remain
 
 
-def test_seed_reproduces_the_batch_and_another_seed_does_not():
+def test_seed_reproduces_the_batch_and_another_seed_does_not(backend):
     cfg = ToyModelConfig(n_features=5, n_hidden=2, n_instances=3, feature_probability=0.2)
-    a = generate_batch(_prob(cfg), 4096, generator=torch.Generator().manual_seed(7))
-    b = generate_batch(_prob(cfg), 4096, generator=torch.Generator().manual_seed(7))
-    c = generate_batch(_prob(cfg), 4096, generator=torch.Generator().manual_seed(8))
+    a = generate_batch(_prob(cfg), 4096, generator=torch.Generator().manual_seed(7), backend=backend)
+    b = generate_batch(_prob(cfg), 4096, generator=torch.Generator().manual_seed(7), backend=backend)
+    c = generate_batch(_prob(cfg), 4096, generator=torch.Generator().manual_seed(8), backend=backend)
     assert torch.equal(a, b)
     assert not torch.equal(a, c)
 
@@ -91,3 +103,28 @@ def test_bad_batch_size_is_named(batch_size):
 def test_bad_probability_shape_is_named():
     with pytest.raises(ValueError, match=r"feature_probability has shape \(5,\).*\(instance, feature\)"):
         generate_batch(torch.full((5,), 0.5), 8)
+
+
+def test_bad_backend_is_named():
+    with pytest.raises(ValueError, match="backend='jax'.*'numba', 'torch'"):
+        generate_batch(torch.full((1, 2), 0.5), 8, backend="jax")
+
+
+def test_the_numba_backend_refuses_a_gpu_tensor():
+    meta = torch.full((1, 2), 0.5, device="meta")
+    with pytest.raises(ValueError, match="backend='numba'.*CPU"):
+        generate_batch(meta, 8, backend="numba")
+
+
+def test_the_numba_batch_does_not_depend_on_the_number_of_threads():
+    numba = pytest.importorskip("numba")
+    prob = torch.tensor([[1.0, 0.5, 0.2], [0.04, 0.01, 0.0], [0.3, 0.3, 0.3]])
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = generate_batch(prob, 5000, generator=torch.Generator().manual_seed(3), backend="numba")
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+        many = generate_batch(prob, 5000, generator=torch.Generator().manual_seed(3), backend="numba")
+    finally:
+        numba.set_num_threads(before)
+    assert torch.equal(one, many)

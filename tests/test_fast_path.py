@@ -20,14 +20,26 @@ def _prob(rows) -> torch.Tensor:
     return torch.tensor(rows, dtype=torch.float32)
 
 
-def test_sparse_instances_with_per_feature_probabilities_use_thinning_and_keep_the_density():
-    # Every probability <= 0.5 and a batch above data.SMALL: the geometric-gap path with
-    # thinning (p / max p < 1) draws every instance.
-    p = np.array([[0.5, 0.2, 0.05, 0.01], [0.001, 0.3, 0.3, 0.1]])
+@pytest.mark.parametrize(
+    "backend, p",
+    [
+        # Every probability <= 0.5 and a batch above data.SMALL: the torch backend's
+        # geometric-gap path with thinning (p / max p < 1) draws every instance.
+        ("torch", [[0.5, 0.2, 0.05, 0.01], [0.001, 0.3, 0.3, 0.1]]),
+        # Every probability <= SPARSE_AT_MOST: the numba backend jumps between active entries.
+        ("numba", [[0.05, 0.02, 0.01, 0.001], [0.0005, 0.03, 0.03, 0.01]]),
+    ],
+)
+def test_sparse_instances_with_per_feature_probabilities_use_thinning_and_keep_the_density(backend, p):
+    p = np.array(p)
     n = 100_000
-    assert p.size * n > data.SMALL
-    sampler = BatchSampler(_prob(p), n, generator=torch.Generator().manual_seed(0))
-    assert sampler._n_cand > 0 and sampler._thin and len(sampler._dense) == 0
+    sampler = BatchSampler(_prob(p), n, generator=torch.Generator().manual_seed(0), backend=backend)
+    if backend == "torch":
+        assert p.size * n > data.SMALL
+        assert sampler._n_cand > 0 and sampler._thin and len(sampler._dense) == 0
+    else:
+        _, inv_log1m_q, thin40 = sampler._tables
+        assert np.all(inv_log1m_q < 0) and np.any(thin40 < 2**40)  # sparse, thinned
     x = sampler.sample()
     density = (x != 0).double().mean(dim=1).numpy()
     np.testing.assert_array_less(np.abs(density - p), 5 * np.sqrt(p * (1 - p) / n) + 1e-4)
@@ -35,12 +47,14 @@ def test_sparse_instances_with_per_feature_probabilities_use_thinning_and_keep_t
     assert abs(vals.mean().item() - 0.5) < 5 * np.sqrt(1 / 12 / len(vals))
 
 
-def test_active_entries_are_independent_across_the_batch_and_features():
-    # Successive entries of the geometric sequence run along the batch within a feature, then
-    # on to the next feature: their activity must be uncorrelated either way, and the number of
-    # active features per sample Binomial(n_features, p).
-    p, n_feat, n = 0.1, 50, 20_000
-    x = BatchSampler(torch.full((1, n_feat), p), n, generator=torch.Generator().manual_seed(1)).sample()
+@pytest.mark.parametrize("backend, p", [("torch", 0.1), ("numba", 0.1), ("numba", 0.03)])
+def test_active_entries_are_independent_across_the_batch_and_features(backend, p):
+    # Successive entries of a random sequence run along the batch within a feature (torch), or
+    # along the features within a sample (numba): activity must be uncorrelated either way,
+    # and the number of active features per sample Binomial(n_features, p).
+    n_feat, n = 50, 20_000
+    gen = torch.Generator().manual_seed(1)
+    x = BatchSampler(torch.full((1, n_feat), p), n, generator=gen, backend=backend).sample()
     a = (x[0] != 0).double()  # (batch, feature)
     along_batch = np.corrcoef(a[:-1].flatten(), a[1:].flatten())[0, 1]
     along_features = np.corrcoef(a[:, :-1].flatten(), a[:, 1:].flatten())[0, 1]
@@ -51,8 +65,10 @@ def test_active_entries_are_independent_across_the_batch_and_features():
     assert abs(counts.var() - n_feat * p * (1 - p)) < 0.05 * n_feat * p * (1 - p)
 
 
-def test_each_batch_is_fresh_and_the_previous_entries_are_cleared():
-    sampler = BatchSampler(torch.full((3, 40), 0.02), 4096, generator=torch.Generator().manual_seed(2))
+@pytest.mark.parametrize("backend", ["torch", "numba"])
+def test_each_batch_is_fresh_and_the_previous_entries_are_cleared(backend):
+    gen = torch.Generator().manual_seed(2)
+    sampler = BatchSampler(torch.full((3, 40), 0.02), 4096, generator=gen, backend=backend)
     first = sampler.sample().clone()
     second = sampler.sample()
     assert not torch.equal(first, second)
@@ -65,13 +81,13 @@ def test_candidate_buffer_overflow_is_counted_and_refused(monkeypatch):
     # sampler must say so, and generate_batch must refuse, instead of returning a thinner batch.
     monkeypatch.setattr(data, "TAIL_LOG", 1e-6)
     prob = torch.full((4, 100), 0.05)
-    sampler = BatchSampler(prob, 2048, generator=torch.Generator().manual_seed(3))
+    sampler = BatchSampler(prob, 2048, generator=torch.Generator().manual_seed(3), backend="torch")
     for _ in range(20):
         sampler.sample()
     assert sampler.truncated.item() > 0
     with pytest.raises(RuntimeError, match="overflowed"):
         for seed in range(20):
-            toy_lib.generate_batch(prob, 2048, generator=torch.Generator().manual_seed(seed))
+            toy_lib.generate_batch(prob, 2048, generator=torch.Generator().manual_seed(seed), backend="torch")
 
 
 def _log_binomial_tail(n: int, q: float, k: int) -> float:
@@ -149,16 +165,59 @@ def test_optimiser_matches_torch_adamw_bitwise(weight_decay):
 
 
 def test_small_training_runs_single_threaded_and_restores_the_setting(monkeypatch):
+    numba = pytest.importorskip("numba")
     seen = []
-    real = toy_lib.train.__globals__["loss_and_grad"]
+    real = toy_lib.train.__globals__["_CpuStep"]
 
-    def spy(*args, **kwargs):
-        seen.append(torch.get_num_threads())
-        return real(*args, **kwargs)
+    class Spy(real):
+        def __call__(self, *args, **kwargs):
+            seen.append((torch.get_num_threads(), numba.get_num_threads()))
+            return super().__call__(*args, **kwargs)
 
-    monkeypatch.setitem(toy_lib.train.__globals__, "loss_and_grad", spy)
-    before = torch.get_num_threads()
+    monkeypatch.setitem(toy_lib.train.__globals__, "_CpuStep", Spy)
+    before = torch.get_num_threads(), numba.get_num_threads()
     cfg = toy_lib.ToyModelConfig(n_features=5, n_hidden=2, n_instances=2, feature_probability=0.1)
     toy_lib.train(cfg, steps=3, batch_size=64, device="cpu", eval_batch_size=64)
-    assert seen == [1, 1, 1]
-    assert torch.get_num_threads() == before
+    assert seen == [(1, 1)] * 3
+    assert (torch.get_num_threads(), numba.get_num_threads()) == before
+
+
+@pytest.mark.parametrize("activation", ["relu", "linear"])
+def test_compiled_cpu_step_equals_the_tensor_program(activation):
+    # The CPU step (five products and the compiled residual pass) against `loss_and_grad`, which
+    # is checked against autograd above; float32, so the tolerance is float32's.
+    pytest.importorskip("numba")
+    from toy_lib.train import _CpuStep
+
+    gen = torch.Generator().manual_seed(6)
+    n_inst, n_hidden, n_feat, batch = 4, 3, 9, 128
+    prob = torch.tensor([1.0, 0.5, 0.1, 0.02])[:, None].expand(n_inst, n_feat).clone()
+    importance = torch.rand(n_inst, n_feat, generator=gen)
+    x = toy_lib.generate_batch(prob, batch, generator=gen, backend="numba")
+    Wb = torch.randn(n_inst, n_hidden + 1, n_feat, generator=gen) * 0.5
+    weight = importance / (batch * n_feat)
+    loss = np.empty(n_inst, dtype=np.float32)
+    grad = _CpuStep(n_inst, n_hidden, batch, n_feat, weight)(Wb, x, activation, loss)
+    ref_loss, ref_grad = loss_and_grad(
+        Wb, x.transpose(1, 2).contiguous(), weight.sqrt()[:, :, None], activation
+    )
+    torch.testing.assert_close(torch.from_numpy(loss), ref_loss, rtol=1e-5, atol=1e-9)
+    torch.testing.assert_close(grad, ref_grad, rtol=1e-4, atol=1e-7)
+
+
+def test_the_compiled_and_tensor_training_paths_reach_the_same_loss(monkeypatch):
+    # The same recipe through both training loops on the CPU (different random streams, so not
+    # the same weights): the final losses must agree to within the noise between seeds.
+    pytest.importorskip("numba")
+    cfg = toy_lib.ToyModelConfig(
+        n_features=5,
+        n_hidden=2,
+        n_instances=3,
+        feature_probability=[1.0, 0.1, 0.01],
+        importance=0.9 ** np.arange(5),
+    )
+    kwargs = dict(steps=3000, batch_size=256, lr=1e-2, device="cpu", restarts=2, eval_batch_size=1 << 16)
+    compiled = toy_lib.train(cfg, **kwargs)
+    monkeypatch.setattr(data, "resolve_backend", lambda backend, device: "torch")
+    tensor = toy_lib.train(cfg, **kwargs)
+    np.testing.assert_allclose(compiled.final_loss.numpy(), tensor.final_loss.numpy(), rtol=0.1)

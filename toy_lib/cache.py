@@ -3,7 +3,7 @@
 Several chapters use the same trained models (the 5 → 2 sweep, say). `cached_train` is `train`
 with a memory: the first call trains and saves the result; every later call with the same
 configuration, the same training arguments, the same library source (`library_hash`) and the
-same torch version loads it instead. Any change to one of these is a different key, so a stale
+same versions of torch and Numba loads it instead. Any change to one of these is a different key, so a stale
 result is never served.
 
 Where results are kept: the folder named by the environment variable ``TOY_LIB_CACHE_DIR``, else
@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from . import _cpu_kernels
 from .config import ToyModelConfig
 from .source_hash import PACKAGE_DIR, library_hash
 from .train import TrainResult, pick_device, train
@@ -49,9 +50,18 @@ def _config_record(config: ToyModelConfig) -> dict:
     )
 
 
+def _numba_version() -> str | None:
+    if not _cpu_kernels.AVAILABLE:
+        return None
+    import numba
+
+    return numba.__version__
+
+
 def cache_key(config: ToyModelConfig, library: str | None = None, **train_kwargs) -> str:
     """The key of a training run: SHA-256 over the configuration, every argument of `train`
-    (defaults filled in, the device resolved), the library hash and the torch version."""
+    (defaults filled in, the device resolved), the library hash and the versions of torch and
+    Numba."""
     if not isinstance(config, ToyModelConfig):
         raise ValueError(f"config={config!r}: expected a ToyModelConfig")
     try:
@@ -65,6 +75,8 @@ def cache_key(config: ToyModelConfig, library: str | None = None, **train_kwargs
         config=_config_record(config),
         train=args,
         torch=torch.__version__,
+        # the CPU trainer's compiled kernels: Numba's version, or None where they are not used
+        numba=_numba_version(),
         library=library or library_hash(PACKAGE_DIR),
     )
     return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()

@@ -5,31 +5,36 @@ in toy_lib, so that one tensor program trains many independent models at once.
 
 How a batch is drawn (`BatchSampler`). The definition is "each entry ``x[i, b, f]`` is
 independently non-zero with probability ``p[i, f]``, and then uniform on [0, 1]". Drawing two
-dense random tensors and comparing one with ``p`` follows it literally, but when most entries are
-zero almost all of that randomness is thrown away. The sampler draws only what is active, with
-exactly the same distribution:
+dense random tensors and comparing one with ``p`` follows it literally, but spends two random
+numbers and several passes over memory on every entry, most of which end up zero. The sampler
+has two backends, both with exactly that distribution:
 
-- Sparse instances (largest probability ``q ≤ 0.5``): read the ``feature × batch`` entries of an
+- ``"numba"`` (the default on the CPU when Numba is installed): a compiled kernel
+  (``toy_lib/_cpu_kernels.py``) that spends one 64-bit counter-based random number per entry,
+  40 bits for the coin and 24 for the value, and writes the batch in one pass on every core.
+  Instances whose probabilities are all at most 5% instead jump from one active entry to the
+  next, as below. The batch is a pure function of the seed, the batch number and the entry's
+  position, so it does not depend on how many threads draw it.
+- ``"torch"`` (GPUs, or ``backend="torch"``): tensor operations that draw only what is active.
+  Sparse instances (largest probability ``q ≤ 0.5``): read the ``feature × batch`` entries of an
   instance as one sequence of independent Bernoulli(``q``) trials. The gaps between successive
   successes are independent Geometric(``q``) numbers, so the active positions are the running
   sums of geometric gaps; each success draws its value. Where a feature's probability ``p`` is
   below ``q`` a success is kept with probability ``p / q`` ("thinning"), which makes that entry
   Bernoulli(``q``) × Bernoulli(``p / q``) = Bernoulli(``p``). The work is proportional to the
-  number of active entries, not to the size of the batch.
-- Dense instances (``q > 0.5``), and every instance of a small batch (at most ``SMALL`` entries
-  in all): the definition, literally: a uniform value per entry, kept when a second uniform
-  falls below ``p``.
+  number of active entries, not to the size of the batch. Dense instances (``q > 0.5``), and
+  every instance of a small batch (at most ``SMALL`` entries in all): the definition,
+  literally: a uniform value per entry, kept when a second uniform falls below ``p``.
+  Values are float32 uniforms on the grid of ``torch.rand``; gaps come from float64 uniforms
+  (53 random bits), so even a gap of thousands of entries has its exact geometric probability.
+  The candidates of a sparse instance live in a buffer of fixed size, so nothing waits on the
+  host and a GPU never synchronises; the buffer is large enough that a batch needs more with
+  probability below 1e-15, and the sampler counts such batches in ``truncated`` (`train`
+  raises if one ever occurred) rather than silently returning a shortened batch. On the CPU its
+  uniform numbers come from NumPy's SFC64 generator, on a GPU from torch's generator.
 
-Values are float32 uniforms on the grid of ``torch.rand``; gaps come from float64 uniforms (53
-random bits), so even a gap of thousands of entries has its exact geometric probability.
-The candidates of a sparse instance live in a buffer of fixed size, so nothing waits on the host
-and a GPU never synchronises; the buffer is large enough that a batch needs more with
-probability below 1e-15, and the sampler counts such batches in ``truncated`` (`train` raises if
-one ever occurred) rather than silently returning a shortened batch.
-
-On the CPU the uniform numbers come from NumPy's SFC64 generator (seeded from the torch
-``generator``, about twice as fast as torch's CPU generator); on a GPU from torch's generator on
-that device. The same torch generator state gives the same batches.
+Either way the same torch generator state gives the same batches; the two backends give
+different (equally distributed) batches for the same seed.
 """
 
 from __future__ import annotations
@@ -39,10 +44,13 @@ import math
 import numpy as np
 import torch
 
+from . import _cpu_kernels
+
 # Instances whose largest feature probability exceeds this are drawn entry by entry, and so are
 # batches with at most SMALL entries in all, where the fixed cost of the sparse path dominates.
 DENSE_ABOVE = 0.5
 SMALL = 2**17
+BACKENDS = ("numba", "torch")
 # A sparse instance's candidate buffer overflows with probability below exp(-TAIL_LOG) per batch.
 TAIL_LOG = math.log(1e15)
 
@@ -66,6 +74,19 @@ def candidate_capacity(n_trials: int, q: float) -> int:
     return int(min(n_trials, math.ceil(mean + slack) + 1))
 
 
+def resolve_backend(backend: str | None, device: torch.device) -> str:
+    """The sampler backend to use: ``backend`` checked, or the default for ``device``."""
+    if backend is None:
+        return "numba" if device.type == "cpu" and _cpu_kernels.AVAILABLE else "torch"
+    if backend not in BACKENDS:
+        raise ValueError(f"backend={backend!r}: expected one of {', '.join(map(repr, BACKENDS))} or None")
+    if backend == "numba" and device.type != "cpu":
+        raise ValueError(f"backend='numba' draws on the CPU: expected a CPU probability tensor, got {device}")
+    if backend == "numba" and not _cpu_kernels.AVAILABLE:
+        raise ValueError("backend='numba': Numba is not installed (pip install numba)")
+    return backend
+
+
 class BatchSampler:
     """Draws batches ``(instance, batch, feature)`` of sparse features, touching only what is active.
 
@@ -74,19 +95,29 @@ class BatchSampler:
             dtype set those of the batches.
         batch_size: samples per instance.
         generator: a seeded ``torch.Generator`` (on the CPU, or on the batches' CUDA device).
+        backend: ``"numba"`` (CPU only), ``"torch"``, or ``None`` for ``"numba"`` on the CPU
+            when Numba is installed and ``"torch"`` otherwise (see the module).
 
-    `sample` returns a tensor that the next call overwrites (the sampler reuses its buffers and
-    clears only the entries it set); clone it to keep it. The batch is stored feature-major,
-    ``(instance, feature, batch)``, so ``x.transpose(1, 2)`` has the long batch axis innermost:
-    the layout in which `train` works.
+    `sample` returns a tensor that the next call overwrites (the sampler reuses its buffers);
+    clone it to keep it. The ``"numba"`` backend returns a contiguous ``(instance, batch,
+    feature)`` tensor, the layout of `train`'s CPU step; the ``"torch"`` backend stores the
+    batch feature-major, ``(instance, feature, batch)``, and returns its transposed view, so
+    ``x.transpose(1, 2)`` has the long batch axis innermost: the layout of `train`'s GPU step.
 
     Attributes:
+        backend: the backend in use.
         truncated: ``()`` int64 tensor on the device, the number of batches in which a sparse
-            instance needed more candidates than its buffer holds (expected: 0, ever).
+            instance needed more candidates than its buffer holds (expected: 0, ever; always 0
+            for the ``"numba"`` backend, which has no such buffer).
     """
 
     def __init__(
-        self, feature_probability: torch.Tensor, batch_size: int, *, generator: torch.Generator | None = None
+        self,
+        feature_probability: torch.Tensor,
+        batch_size: int,
+        *,
+        generator: torch.Generator | None = None,
+        backend: str | None = None,
     ):
         _check_args(feature_probability, batch_size)
         self.device = dev = feature_probability.device
@@ -96,16 +127,28 @@ class BatchSampler:
         self.shape = (n_inst, batch_size, n_feat)
         n_trials = batch_size * n_feat  # entries per instance
         self._n_trials, self._n_feat = n_trials, n_feat
+        self.backend = resolve_backend(backend, dev)
+        self.truncated = torch.zeros((), dtype=torch.int64, device=dev)
+
+        p = feature_probability.detach().to("cpu", torch.float64).numpy()
+        if np.any(~np.isfinite(p)) or np.any(p < 0) or np.any(p > 1):
+            raise ValueError("feature_probability: expected values in [0, 1]")
+
+        if self.backend == "numba":
+            seed = int(torch.randint(0, 2**62, (1,), generator=generator).item())
+            self._keys = _cpu_kernels.instance_keys(seed, n_inst)
+            # float32 probabilities, as the model holds them, in float64 for the thresholds
+            p32 = p.astype(np.float32).astype(np.float64)
+            self._tables = _cpu_kernels.thresholds(p32)
+            self._x = torch.empty(self.shape, dtype=torch.float32)
+            self._step = 0
+            return
 
         if dev.type == "cpu":  # NumPy's generator, seeded from the torch one
             seed = int(torch.randint(0, 2**62, (1,), generator=generator).item())
             self._np_rng = np.random.Generator(np.random.SFC64(seed))
         else:
             self._np_rng, self._generator = None, generator
-
-        p = feature_probability.detach().to("cpu", torch.float64).numpy()
-        if np.any(~np.isfinite(p)) or np.any(p < 0) or np.any(p > 1):
-            raise ValueError("feature_probability: expected values in [0, 1]")
         q = p.max(axis=1) if n_feat else np.zeros(n_inst)
         dense_above = -1.0 if n_inst * n_trials <= SMALL else DENSE_ABOVE
         dense = np.flatnonzero((q > dense_above) & (q > 0))
@@ -147,7 +190,6 @@ class BatchSampler:
         # Two index buffers, used in turn: the previous batch's entries are cleared first.
         self._index = [torch.empty(n_cand, device=dev, dtype=torch.int64) for _ in range(2)]
         self._written: torch.Tensor | None = None
-        self.truncated = torch.zeros((), dtype=torch.int64, device=dev)
 
     def _buffer(self, n: int, dtype: torch.dtype) -> torch.Tensor:
         """A reusable tensor for ``n`` uniform numbers (on the CPU, a view of a NumPy array)."""
@@ -167,6 +209,11 @@ class BatchSampler:
 
     def sample(self) -> torch.Tensor:
         """The next batch, ``(instance, batch, feature)``; overwritten by the next call."""
+        if self.backend == "numba":
+            p40, inv_log1m_q, thin40 = self._tables
+            _cpu_kernels.sample_batch(p40, inv_log1m_q, thin40, self._keys, self._step, self._x.numpy())
+            self._step += 1
+            return self._x if self.dtype == torch.float32 else self._x.to(self.dtype)
         xt = self._xt
         if len(self._dense):
             # The definition, literally: a uniform value, kept when a second uniform is below p.
@@ -214,12 +261,13 @@ def generate_batch(
     batch_size: int,
     *,
     generator: torch.Generator | None = None,
+    backend: str | None = None,
 ) -> torch.Tensor:
     """Draw a batch of sparse feature vectors.
 
     Each entry ``x[i, b, f]`` is independently non-zero with probability
-    ``feature_probability[i, f]``; a non-zero entry is uniform on [0, 1]. Only the active
-    entries are drawn (see `BatchSampler`).
+    ``feature_probability[i, f]``; a non-zero entry is uniform on [0, 1]. How it is drawn
+    cheaply is described in `BatchSampler`.
 
     Args:
         feature_probability: ``(instance, feature)`` probabilities in [0, 1]. Its device and
@@ -227,11 +275,13 @@ def generate_batch(
         batch_size: number of samples per instance.
         generator: a seeded ``torch.Generator`` (on the CPU, or on the batch's CUDA device), for
             reproducible batches.
+        backend: ``"numba"``, ``"torch"`` or ``None`` (the default for the device; see
+            `BatchSampler`).
 
     Returns:
         ``x``: ``(instance, batch, feature)``.
     """
-    sampler = BatchSampler(feature_probability, batch_size, generator=generator)
+    sampler = BatchSampler(feature_probability, batch_size, generator=generator, backend=backend)
     x = sampler.sample().contiguous()
     if sampler.truncated.item():
         raise RuntimeError("generate_batch: a sparse instance overflowed its candidate buffer")

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from . import _cpu_kernels
 from .config import ToyModelConfig
 from .data import BatchSampler, generate_batch
 from .model import ToyModel, init_weights, loss_per_instance
@@ -69,15 +70,31 @@ def lr_factor(schedule: str, step: int, steps: int) -> float:
 
 @contextmanager
 def _cpu_threads(n: int | None):
-    """Run the block with ``n`` torch CPU threads (``None``: leave the setting alone)."""
+    """Run the block with ``n`` CPU threads for torch and for Numba's kernels (``None``: leave
+    the settings alone)."""
     before = torch.get_num_threads()
+    numba = _numba_threads()
+    before_numba = numba.get_num_threads() if numba else None
     if n is not None:
         torch.set_num_threads(n)
+        if numba:
+            numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
     try:
         yield
     finally:
         if n is not None:
             torch.set_num_threads(before)
+            if numba:
+                numba.set_num_threads(before_numba)
+
+
+def _numba_threads():
+    """The ``numba`` module when the compiled kernels are in use, else ``None``."""
+    if not _cpu_kernels.AVAILABLE:
+        return None
+    import numba
+
+    return numba
 
 
 @dataclass
@@ -225,6 +242,63 @@ def loss_and_grad(
     return loss, grad
 
 
+class _CpuStep:
+    """`loss_and_grad` on the CPU, with its element-wise work compiled (`toy_lib._cpu_kernels`).
+
+    The batch ``x`` is ``(instance, batch, feature)``, as the ``"numba"`` sampler writes it. Five
+    batched matrix products (PyTorch, i.e. MKL) around one compiled pass: ``h = W x``,
+    ``z = Wᵀ h``; then `residual` adds the bias, turns ``z`` into ``∂L/∂z`` in place, sums the
+    loss and the bias gradient; then ``∂L/∂W = h ∂zᵀ`` (read-out) ``+ (W ∂z) xᵀ`` (write-in).
+    The same arithmetic as `loss_and_grad`, checked against it in the tests.
+    """
+
+    def __init__(self, n_inst: int, n_hidden: int, batch_size: int, n_feat: int, weight: torch.Tensor):
+        self.h = torch.empty(n_inst, batch_size, n_hidden)
+        self.z = torch.empty(n_inst, batch_size, n_feat)
+        self.dh = torch.empty(n_inst, batch_size, n_hidden)
+        self.read_out = torch.empty(n_inst, n_hidden, n_feat)
+        self.write_in = torch.empty(n_inst, n_hidden, n_feat)
+        self.grad = torch.empty(n_inst, n_hidden + 1, n_feat)
+        self.weight = weight.to(torch.float32).contiguous().numpy()  # (instance, feature)
+
+    def __call__(
+        self, Wb: torch.Tensor, x: torch.Tensor, activation: str, loss: np.ndarray, tick=None
+    ) -> torch.Tensor:
+        """The gradient ``(instance, hidden + 1, feature)`` for batch ``x``; writes each
+        instance's loss into ``loss``. ``tick(name)``, if given, is called as each phase ends
+        (``benchmarks/profile_step.py`` times them)."""
+        tick = tick or _no_tick
+        n_hidden = Wb.shape[1] - 1
+        # MKL multiplies contiguous matrices faster than views with odd strides; these are small.
+        W = Wb[:, :n_hidden].contiguous()
+        Wt = W.transpose(1, 2).contiguous()
+        bias = Wb[:, n_hidden].contiguous()
+        h, z, grad = self.h, self.z, self.grad
+        torch.bmm(x, Wt, out=h)  # h = W x
+        torch.bmm(h, W, out=z)  # Wᵀ h
+        tick("products: forward")
+        _cpu_kernels.residual(
+            z.numpy(),
+            x.numpy(),
+            bias.numpy(),
+            self.weight,
+            activation == "relu",
+            loss,
+            grad[:, n_hidden].numpy(),
+        )
+        tick("compiled residual pass")
+        torch.bmm(h.transpose(1, 2), z, out=self.read_out)
+        torch.bmm(z, Wt, out=self.dh)  # ∂L/∂h
+        torch.bmm(self.dh.transpose(1, 2), x, out=self.write_in)
+        torch.add(self.read_out, self.write_in, out=grad[:, :n_hidden])
+        tick("products: backward")
+        return grad
+
+
+def _no_tick(name: str) -> None:
+    pass
+
+
 class AdamW:
     """``torch.optim.AdamW`` (or Adam, with ``weight_decay=0``) on one tensor, step by step.
 
@@ -320,18 +394,26 @@ def train(
     sqrt_weight = (importance / (batch_size * n_feat)).sqrt()[:, :, None]
 
     sampler = BatchSampler(prob.to(data_dev), batch_size, generator=data_gen)
-    buffers = _StepBuffers(n_inst, n_hidden, batch_size, n_feat, dev, torch.float32)
     opt = AdamW(Wb, weight_decay=0.01 if optimizer == "adamw" else 0.0)
+    # On the CPU with Numba: the compiled step; elsewhere the tensor program of `loss_and_grad`.
+    compiled = dev.type == "cpu" and sampler.backend == "numba"
+    if compiled:
+        cpu_step = _CpuStep(n_inst, n_hidden, batch_size, n_feat, importance / (batch_size * n_feat))
+    else:
+        buffers = _StepBuffers(n_inst, n_hidden, batch_size, n_feat, dev, torch.float32)
 
     history = torch.empty(steps, n_inst, device=dev)
     bar = _progress(steps, progress)
     small = n_inst * n_feat * batch_size < SINGLE_THREAD_BELOW
     with _cpu_threads(1 if small and "cpu" in (dev.type, data_dev.type) else None):
         for step in range(steps):
-            xt = sampler.sample().transpose(1, 2).to(dev)  # (instance, feature, batch)
-            loss, grad = loss_and_grad(Wb, xt, sqrt_weight, full.activation, buffers)
+            if compiled:
+                grad = cpu_step(Wb, sampler.sample(), full.activation, history[step].numpy())
+            else:
+                xt = sampler.sample().transpose(1, 2).to(dev)  # (instance, feature, batch)
+                loss, grad = loss_and_grad(Wb, xt, sqrt_weight, full.activation, buffers)
+                history[step] = loss
             opt.step(grad, lr * lr_factor(schedule, step, steps))
-            history[step] = loss
             if bar is not None and (step % 100 == 99 or step == steps - 1):
                 bar.update(step + 1 - bar.n)
     if bar is not None:
