@@ -5,11 +5,19 @@ parameter and are trained by one optimiser in one batched tensor program. The lo
 back-propagated is the sum over instances of each instance's own loss, so every instance gets
 exactly the gradient it would get if it were trained alone.
 
-The training step is written out by hand rather than left to autograd (`loss_and_grad`, `AdamW`):
-the same arithmetic as ``loss_per_instance(x, forward(W, b, x), importance).sum().backward()``
-followed by ``torch.optim.AdamW``, in fewer passes over memory, with buffers reused from step to
-step and nothing that waits for the device. The tests check it against autograd and torch's
-optimiser; ``benchmarks/bench_trainer.py`` measures what it buys.
+The training step is written out by hand rather than left to autograd: the same arithmetic as
+``loss_per_instance(x, forward(W, b, x), importance).sum().backward()`` followed by
+``torch.optim.AdamW``, in fewer passes over memory, with buffers reused from step to step and
+nothing that waits for the device. It takes one of two paths:
+
+- on the CPU, with Numba installed: `_CpuStep`: the batch comes from the compiled sampler, five
+  batched matrix products run in PyTorch (MKL), and everything between them is one compiled
+  pass (``toy_lib/_cpu_kernels.py``);
+- elsewhere (a GPU, or no Numba): `loss_and_grad`, a handful of tensor operations.
+
+Both end in the one-tensor `AdamW`. The tests check the step against autograd, the two paths
+against each other, and the optimiser against torch's; ``benchmarks/bench_trainer.py`` measures
+what it buys.
 """
 
 from __future__ import annotations
