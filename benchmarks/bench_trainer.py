@@ -2,7 +2,7 @@
 
 Run from the repository root:
 
-    python benchmarks/bench_trainer.py            # about 3 minutes on a 2-core CPU
+    python benchmarks/bench_trainer.py            # about 1.5-2 minutes on a 2-core CPU
     python benchmarks/bench_trainer.py --quick    # fewer repeats, for a smoke test
 
 For each configuration it times, side by side in one process and on identical settings:
@@ -11,7 +11,8 @@ For each configuration it times, side by side in one process and on identical se
   uniform draws and a comparison mask for the batch, an ``einsum`` forward pass, autograd and
   ``torch.optim.AdamW``.
 - **toy_lib**: ``toy_lib.train`` for the same number of steps (its setup included; its final
-  evaluation set to a single batch).
+  evaluation set to a single batch). On the CPU with Numba installed that is the compiled path
+  (``toy_lib/_cpu_kernels.py``); the header line says which Numba, if any, was used.
 - **floor**: the batched matrix products alone that one training step of this model performs,
   timed with ``torch.bmm`` on ready-made tensors: ``h = W x`` and ``Wᵀ h`` forward, and the three
   products of the backward pass (two for ``∂W`` and one for ``∂h``). No trainer that multiplies
@@ -174,6 +175,14 @@ def timed(fn, case: Case, steps: int) -> float:
 
 
 # ----------------------------------------------------------------------------- report
+def numba_version() -> str:
+    try:
+        import numba
+    except ImportError:
+        return "no numba (toy_lib's torch path)"
+    return f"numba {numba.__version__}"
+
+
 def machine() -> str:
     model = platform.processor() or "unknown CPU"
     try:
@@ -194,7 +203,7 @@ def machine() -> str:
     )
     return (
         f"{time.strftime('%Y-%m-%d %H:%M %Z')}; {model}; nproc {os.cpu_count()}; "
-        f"torch {torch.__version__} with {torch.get_num_threads()} threads; "
+        f"torch {torch.__version__} with {torch.get_num_threads()} threads; {numba_version()}; "
         f"load average {load}\n  uptime: {uptime}"
     )
 
