@@ -182,6 +182,28 @@ def test_small_training_runs_single_threaded_and_restores_the_setting(monkeypatc
     assert (torch.get_num_threads(), numba.get_num_threads()) == before
 
 
+def test_torch_thread_setting_governs_the_compiled_kernels_too(monkeypatch):
+    numba = pytest.importorskip("numba")
+    seen = []
+    real = toy_lib.train.__globals__["_CpuStep"]
+
+    class Spy(real):
+        def __call__(self, *args, **kwargs):
+            seen.append(numba.get_num_threads())
+            return super().__call__(*args, **kwargs)
+
+    monkeypatch.setitem(toy_lib.train.__globals__, "_CpuStep", Spy)
+    before = torch.get_num_threads()
+    cfg = toy_lib.ToyModelConfig(n_features=64, n_hidden=4, n_instances=8, feature_probability=0.5)
+    assert 8 * 64 * 4096 >= toy_lib.train.__globals__["SINGLE_THREAD_BELOW"]  # not a small problem
+    try:
+        torch.set_num_threads(1)
+        toy_lib.train(cfg, steps=2, batch_size=4096, device="cpu", eval_batch_size=64)
+    finally:
+        torch.set_num_threads(before)
+    assert seen == [1, 1]
+
+
 @pytest.mark.parametrize("activation", ["relu", "linear"])
 def test_compiled_cpu_step_equals_the_tensor_program(activation):
     # The CPU step (five products and the compiled residual pass) against `loss_and_grad`, which

@@ -78,22 +78,22 @@ def lr_factor(schedule: str, step: int, steps: int) -> float:
 
 @contextmanager
 def _cpu_threads(n: int | None):
-    """Run the block with ``n`` CPU threads for torch and for Numba's kernels (``None``: leave
-    the settings alone)."""
+    """Run the block with ``n`` CPU threads for torch (``None``: leave torch's setting alone);
+    Numba's kernels get as many as torch then has, so that ``torch.set_num_threads`` governs
+    both. Both settings are restored afterwards."""
     before = torch.get_num_threads()
     numba = _numba_threads()
     before_numba = numba.get_num_threads() if numba else None
     if n is not None:
         torch.set_num_threads(n)
-        if numba:
-            numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    if numba:
+        numba.set_num_threads(min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
     try:
         yield
     finally:
-        if n is not None:
-            torch.set_num_threads(before)
-            if numba:
-                numba.set_num_threads(before_numba)
+        torch.set_num_threads(before)
+        if numba:
+            numba.set_num_threads(before_numba)
 
 
 def _numba_threads():
