@@ -164,7 +164,9 @@ def test_optimiser_matches_torch_adamw_bitwise(weight_decay):
     assert torch.equal(mine, theirs.detach())
 
 
-def test_small_training_runs_single_threaded_and_restores_the_setting(monkeypatch):
+@pytest.fixture
+def step_threads(monkeypatch):
+    """(torch threads, Numba threads) seen at every call of `train`'s compiled CPU step."""
     numba = pytest.importorskip("numba")
     seen = []
     real = toy_lib.train.__globals__["_CpuStep"]
@@ -175,24 +177,20 @@ def test_small_training_runs_single_threaded_and_restores_the_setting(monkeypatc
             return super().__call__(*args, **kwargs)
 
     monkeypatch.setitem(toy_lib.train.__globals__, "_CpuStep", Spy)
+    return seen
+
+
+def test_small_training_runs_single_threaded_and_restores_the_setting(step_threads):
+    import numba
+
     before = torch.get_num_threads(), numba.get_num_threads()
     cfg = toy_lib.ToyModelConfig(n_features=5, n_hidden=2, n_instances=2, feature_probability=0.1)
     toy_lib.train(cfg, steps=3, batch_size=64, device="cpu", eval_batch_size=64)
-    assert seen == [(1, 1)] * 3
+    assert step_threads == [(1, 1)] * 3
     assert (torch.get_num_threads(), numba.get_num_threads()) == before
 
 
-def test_torch_thread_setting_governs_the_compiled_kernels_too(monkeypatch):
-    numba = pytest.importorskip("numba")
-    seen = []
-    real = toy_lib.train.__globals__["_CpuStep"]
-
-    class Spy(real):
-        def __call__(self, *args, **kwargs):
-            seen.append(numba.get_num_threads())
-            return super().__call__(*args, **kwargs)
-
-    monkeypatch.setitem(toy_lib.train.__globals__, "_CpuStep", Spy)
+def test_torch_thread_setting_governs_the_compiled_kernels_too(step_threads):
     before = torch.get_num_threads()
     cfg = toy_lib.ToyModelConfig(n_features=64, n_hidden=4, n_instances=8, feature_probability=0.5)
     assert 8 * 64 * 4096 >= toy_lib.train.__globals__["SINGLE_THREAD_BELOW"]  # not a small problem
@@ -201,7 +199,7 @@ def test_torch_thread_setting_governs_the_compiled_kernels_too(monkeypatch):
         toy_lib.train(cfg, steps=2, batch_size=4096, device="cpu", eval_batch_size=64)
     finally:
         torch.set_num_threads(before)
-    assert seen == [1, 1]
+    assert [numba_threads for _, numba_threads in step_threads] == [1, 1]
 
 
 @pytest.mark.parametrize("activation", ["relu", "linear"])

@@ -43,6 +43,16 @@ try:  # Numba is a dependency; without it toy_lib falls back to its PyTorch path
 except ImportError:  # pragma: no cover - exercised only where numba is missing
     AVAILABLE = False
 
+
+def numba_module():
+    """The ``numba`` module when the compiled kernels are available, else ``None``."""
+    if not AVAILABLE:
+        return None
+    import numba
+
+    return numba
+
+
 # Instances whose largest probability is at most this jump from one active entry to the next.
 SPARSE_AT_MOST = 0.05
 
@@ -53,7 +63,7 @@ SPARSE_DOMAIN = np.uint64(0xD1B54A32D192ED03)  # separates the candidates' strea
 
 
 def mix64_numpy(z: np.ndarray) -> np.ndarray:
-    """SplitMix64's finaliser on a uint64 array (NumPy, for keys and for tests)."""
+    """SplitMix64's finaliser on a uint64 array (NumPy, for the instance keys)."""
     z = np.asarray(z, dtype=np.uint64)
     with np.errstate(over="ignore"):
         z = (z ^ (z >> np.uint64(30))) * M1

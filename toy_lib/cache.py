@@ -51,11 +51,8 @@ def _config_record(config: ToyModelConfig) -> dict:
 
 
 def _numba_version() -> str | None:
-    if not _cpu_kernels.AVAILABLE:
-        return None
-    import numba
-
-    return numba.__version__
+    numba = _cpu_kernels.numba_module()
+    return numba.__version__ if numba else None
 
 
 def cache_key(config: ToyModelConfig, library: str | None = None, **train_kwargs) -> str:

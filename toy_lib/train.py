@@ -82,7 +82,7 @@ def _cpu_threads(n: int | None):
     Numba's kernels get as many as torch then has, so that ``torch.set_num_threads`` governs
     both. Both settings are restored afterwards."""
     before = torch.get_num_threads()
-    numba = _numba_threads()
+    numba = _cpu_kernels.numba_module()
     before_numba = numba.get_num_threads() if numba else None
     if n is not None:
         torch.set_num_threads(n)
@@ -94,15 +94,6 @@ def _cpu_threads(n: int | None):
         torch.set_num_threads(before)
         if numba:
             numba.set_num_threads(before_numba)
-
-
-def _numba_threads():
-    """The ``numba`` module when the compiled kernels are in use, else ``None``."""
-    if not _cpu_kernels.AVAILABLE:
-        return None
-    import numba
-
-    return numba
 
 
 @dataclass
@@ -399,7 +390,6 @@ def train(
     Wb = torch.cat([W0, torch.zeros(n_inst, 1, n_feat)], dim=1).to(dev)
     prob = torch.tensor(full.probability_matrix(), dtype=torch.float32, device=dev)
     importance = torch.tensor(full.importance_matrix(), dtype=torch.float32, device=dev)
-    sqrt_weight = (importance / (batch_size * n_feat)).sqrt()[:, :, None]
 
     sampler = BatchSampler(prob.to(data_dev), batch_size, generator=data_gen)
     opt = AdamW(Wb, weight_decay=0.01 if optimizer == "adamw" else 0.0)
@@ -409,6 +399,7 @@ def train(
         cpu_step = _CpuStep(n_inst, n_hidden, batch_size, n_feat, importance / (batch_size * n_feat))
     else:
         buffers = _StepBuffers(n_inst, n_hidden, batch_size, n_feat, dev, torch.float32)
+        sqrt_weight = (importance / (batch_size * n_feat)).sqrt()[:, :, None]
 
     history = torch.empty(steps, n_inst, device=dev)
     bar = _progress(steps, progress)
