@@ -2,10 +2,11 @@
 
 Run from the repository root:
 
-    python benchmarks/profile_step.py [--threads 1] [--config c]
+    python benchmarks/profile_step.py [--threads 1] [--config c] [--cpu]
 
 Times each phase of a step (median wall time over the steps; process CPU time would count the
-threads that spin while they wait for the next parallel region): for the reference (bench_trainer.ReferenceModel) the batch
+threads that spin while they wait for the next parallel region, but with ``--threads 1 --cpu``
+it is the steadier measure on a machine that other jobs keep busy): for the reference (bench_trainer.ReferenceModel) the batch
 draw, the forward pass with the loss, the backward pass and AdamW; for toy_lib the path that
 `toy_lib.train` takes on this machine: with Numba, the compiled sampler, the forward products, the
 compiled residual pass, the backward products and the optimiser; without it (or with
@@ -28,32 +29,37 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench_trainer import BATCH, CASES, ReferenceModel  # noqa: E402
 
-from toy_lib.data import BatchSampler  # noqa: E402
-from toy_lib.train import AdamW, _CpuStep, _StepBuffers, loss_and_grad  # noqa: E402
+from toy_lib import _cpu_kernels  # noqa: E402
+from toy_lib.data import _BatchSampler  # noqa: E402
+from toy_lib.training import _AdamW, _CpuStep, _loss_and_grad, _StepBuffers  # noqa: E402
+
+CLOCK = time.perf_counter  # wall time; --cpu: process CPU time (steadier on a busy machine, one thread)
 
 
 def phases(steps: int, step) -> dict[str, float]:
     """Run ``step(tick)`` ``steps`` times; ``tick(name)`` closes a phase. Median ms per phase."""
     times: dict[str, list[float]] = {}
     for i in range(steps + 2):
-        last = [time.perf_counter()]
+        last = [CLOCK()]
 
-        def tick(name: str, last=last, record=i >= 2) -> None:
-            now = time.perf_counter()
-            if record:
-                times.setdefault(name, []).append(now - last[0])
+        this_step: dict[str, float] = {}
+
+        def tick(name: str, last=last, this_step=this_step) -> None:
+            now = CLOCK()
+            this_step[name] = this_step.get(name, 0.0) + now - last[0]  # summed over chunks
             last[0] = now
 
         step(tick)
+        if i >= 2:
+            for name, t in this_step.items():
+                times.setdefault(name, []).append(t)
     return {name: statistics.median(v) * 1e3 for name, v in times.items()}
 
 
 def reference_phases(case, steps: int) -> dict[str, float]:
     torch.manual_seed(0)
-    prob = torch.tensor(case.probability(), dtype=torch.float32)[:, None].expand(
-        case.n_instances, case.n_features
-    )
-    importance = torch.tensor(case.importance(), dtype=torch.float32)[None, :]
+    prob = torch.tensor(case.config().probability_matrix(), dtype=torch.float32)
+    importance = torch.tensor(case.config().importance_matrix(), dtype=torch.float32)
     model = ReferenceModel(case.n_features, case.n_hidden, case.n_instances, prob, importance)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
 
@@ -75,7 +81,7 @@ def toy_lib_phases(case, steps: int, backend: str | None = None) -> dict[str, fl
     cfg = case.config()
     prob = torch.tensor(cfg.probability_matrix(), dtype=torch.float32)
     importance = torch.tensor(cfg.importance_matrix(), dtype=torch.float32)
-    sampler = BatchSampler(prob, BATCH, generator=torch.Generator().manual_seed(0), backend=backend)
+    sampler = _BatchSampler(prob, BATCH, generator=torch.Generator().manual_seed(0), backend=backend)
     Wb = torch.cat(
         [
             torch.randn(case.n_instances, case.n_hidden, case.n_features) * 0.3,
@@ -85,18 +91,21 @@ def toy_lib_phases(case, steps: int, backend: str | None = None) -> dict[str, fl
     )
     sqrt_weight = (importance / (BATCH * case.n_features)).sqrt()[:, :, None]
     buffers = _StepBuffers(case.n_instances, case.n_hidden, BATCH, case.n_features, "cpu", torch.float32)
-    opt = AdamW(Wb)
+    opt = _AdamW(Wb)
 
     if sampler.backend == "numba":  # what `train` does on the CPU
         cpu_step = _CpuStep(
-            case.n_instances, case.n_hidden, BATCH, case.n_features, importance / (BATCH * case.n_features)
+            case.n_instances,
+            case.n_hidden,
+            BATCH,
+            case.n_features,
+            importance / (BATCH * case.n_features),
+            workers=torch.get_num_threads(),
         )
         loss = np.empty(case.n_instances, dtype=np.float32)
 
         def compiled_step(tick):
-            x = sampler.sample()
-            tick("sample the batch")
-            grad = cpu_step(Wb, x, "relu", loss, tick)
+            grad = cpu_step.step(Wb, sampler, "relu", loss, tick)
             opt.step(grad, 1e-3)
             tick("AdamW")
 
@@ -105,7 +114,7 @@ def toy_lib_phases(case, steps: int, backend: str | None = None) -> dict[str, fl
     def step(tick):
         xt = sampler.sample().transpose(1, 2)
         tick("sample the batch")
-        _, grad = loss_and_grad(Wb, xt, sqrt_weight, "relu", buffers)
+        _, grad = _loss_and_grad(Wb, xt, sqrt_weight, "relu", buffers)
         tick("loss and gradient")
         opt.step(grad, 1e-3)
         tick("AdamW")
@@ -116,7 +125,12 @@ def toy_lib_phases(case, steps: int, backend: str | None = None) -> dict[str, fl
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--config", choices=["a", "b", "c"], default=None, help="one configuration")
+    parser.add_argument(
+        "--config",
+        choices=[c.name[1 : c.name.index(")")] for c in CASES],
+        default=None,
+        help="one configuration (its letter, e.g. c, c' or g)",
+    )
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument(
         "--backend",
@@ -124,10 +138,22 @@ def main() -> None:
         default=None,
         help="toy_lib's sampler and step (default: train's)",
     )
+    parser.add_argument(
+        "--cpu",
+        action="store_true",
+        help="time in process CPU time (with --threads 1, the time other jobs hold the core is not counted)",
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); median wall ms per phase")
+    numba = _cpu_kernels.numba_module()
+    if numba:  # as `train` does: torch's thread setting governs the compiled kernels too
+        numba.set_num_threads(min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+    if args.cpu:
+        global CLOCK
+        CLOCK = time.process_time
+    clock = "CPU" if args.cpu else "wall"
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); median {clock} ms per phase")
     for case in CASES:
         if args.config and not case.name.startswith(f"({args.config})"):
             continue

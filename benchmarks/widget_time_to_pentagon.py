@@ -72,7 +72,8 @@ def main() -> None:
         with sync_playwright() as pw:
             browser = launch(pw, args.chromium)
             page = browser.new_page(viewport={"width": 1280, "height": 900})
-            # No network: answer anything not on the local server (the theme's MathJax) with nothing.
+            # No network: anything not on the local server is answered with nothing (the book serves its own
+            # MathJax, so nothing should ask).
             page.route(
                 "**/*",
                 lambda r: (

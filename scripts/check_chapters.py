@@ -15,27 +15,30 @@ What counts as what:
 A chapter needs: jupytext front matter with a kernel; a label `(name)=` above its title; learning
 objectives; at least one executed figure (a code cell with `mystnb: figure:` metadata, or a
 `{glue:figure}`); a "What you should see" box; at least one exercise; a `## Summary` section; and
-a Colab notebook (`book/<chapter>.ipynb`) in step with it. Every message names the file, the line
-where it helps, and the snippet to add.
+a Colab edition (`book/<chapter>.ipynb`) exactly as `scripts/sync_notebooks.py` writes it now,
+with no jupytext pairing (`formats:`) in the front matter. Every exercise stub (a code cell
+tagged `skip-execution` inside an exercise) ends with a call to a checker of
+`toy_lib.exercises` (`exercises.check_...(...)`): in Colab "Run all" runs every stub, and the
+checker prints "not attempted yet" where the TODO still raises NotImplementedError. Every
+message names the file, the line where it helps, and the snippet to add.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import re
 import sys
 from pathlib import Path
 
-import yaml
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import colab_edition as ce  # noqa: E402  (the one reader of MyST blocks)
 import sync_notebooks as sn  # noqa: E402  (the toc, the config and the install cell live there)
 
 REPO = sn.REPO
 TEMPLATE_MARK = "TEMPLATE:"
 
-_FENCE_RE = re.compile(r"^(?P<fence>`{3,}|:{3,})\{(?P<name>[\w:-]+)\}(?P<arg>[^\n]*)$", re.MULTILINE)
 _HEADING_RE = re.compile(r"^(?P<hashes>#{1,6})\s+(?P<title>.+?)\s*$", re.MULTILINE)
 _OBJECTIVES_RE = re.compile(
     r"(by the end of (the|this) chapter,? you (should|will) be able to|learning objectives)", re.IGNORECASE
@@ -47,39 +50,13 @@ def _line_of(text: str, index: int) -> int:
 
 
 def _directives(text: str) -> list[tuple[str, str, int]]:
-    """(name, argument, line) of every fenced directive (```{name} or :::{name})."""
-    return [
-        (m.group("name"), m.group("arg").strip(), _line_of(text, m.start())) for m in _FENCE_RE.finditer(text)
-    ]
+    """(name, argument, line) of every directive (```{name} or :::{name}), nested ones too."""
+    return [(b.name, b.arg, b.line) for b in ce.walk(ce.blocks(text)) if b.kind == "directive"]
 
 
 def _code_cells(text: str) -> list[tuple[dict, str, int]]:
     """(options, code, line) for every ```{code-cell} block of a MyST notebook."""
-    cells = []
-    for m in sn._CELL_RE.finditer(text):
-        body = m.group("body")
-        options: dict = {}
-        lines = body.split("\n")
-        if lines and lines[0].strip() == "---":
-            end = next((i for i in range(1, len(lines)) if lines[i].strip() == "---"), None)
-            if end is not None:
-                try:
-                    options = yaml.safe_load("\n".join(lines[1:end])) or {}
-                except yaml.YAMLError:
-                    options = {}
-                lines = lines[end + 1 :]
-        else:
-            while lines and lines[0].startswith(":") and re.match(r"^:[\w-]+:", lines[0]):
-                key, _, value = lines[0][1:].partition(":")
-                try:
-                    options[key] = yaml.safe_load(value.strip())
-                except yaml.YAMLError:
-                    options[key] = value.strip()
-                lines = lines[1:]
-        cells.append(
-            (options if isinstance(options, dict) else {}, "\n".join(lines), _line_of(text, m.start()))
-        )
-    return cells
+    return [(b.options, b.body, b.line) for b in ce.walk(ce.blocks(text)) if b.kind == "cell"]
 
 
 def suggested_label(docname: str) -> str:
@@ -187,13 +164,13 @@ def check_chapter(md: Path, repo: Path = REPO) -> list[str]:
                 f"with the chapter's own text:\n" + _indent(line.strip())
             )
 
-    # 9. the Colab notebook: paired, with the install cell, in step
-    jt = fm.get("jupytext") if isinstance(fm.get("jupytext"), dict) else {}
-    if fm and (jt or {}).get("formats") != sn.FORMATS:
-        need(
-            "the pairing with its Colab notebook",
-            "under `jupytext:` in the front matter (then run `python scripts/sync_notebooks.py`)",
-            f"  formats: {sn.FORMATS}",
+    # 9. the Colab edition: no jupytext pairing, the install cell, the notebook in step
+    paired = sn.pairing(text)
+    if paired:
+        problems.append(
+            f"{rel}: the front matter still pairs the chapter with its notebook through jupytext "
+            f"(`{paired}`). The Colab notebook is generated now, and a pairing would let Jupyter "
+            "overwrite it with raw MyST: delete that line (`python scripts/sync_notebooks.py` does it)."
         )
     install = sn.find_install_cell(text)
     if install is None:
@@ -215,18 +192,15 @@ def check_chapter(md: Path, repo: Path = REPO) -> list[str]:
     problem = notebook_in_step(md, repo)
     if problem:
         problems.append(problem)
+
+    # 10. every exercise stub ends with a checker, so "Run all" in Colab runs to the end
+    problems += stub_problems(rel, text, repo)
     return problems
 
 
 def notebook_in_step(md: Path, repo: Path = REPO) -> str | None:
-    """None when `md`'s paired notebook exists and has the same cells; else what is wrong.
-
-    "In step" means: the same number of cells, and each cell has the same type, source and
-    metadata (tags, figure captions) as jupytext reads them from both files. Formatting of the
-    `.md` and the notebook's cell ids and outputs do not matter.
-    """
-    import jupytext
-
+    """None when `md`'s Colab notebook is exactly what scripts/sync_notebooks.py writes now
+    (from the chapter with its install cell refreshed); else what is wrong."""
     nb_path = md.with_suffix(".ipynb")
     try:
         rel = nb_path.relative_to(repo).as_posix()
@@ -235,26 +209,51 @@ def notebook_in_step(md: Path, repo: Path = REPO) -> str | None:
     fix = "Run `python scripts/sync_notebooks.py` and commit the .ipynb with the chapter."
     if not nb_path.exists():
         return f'{rel}: missing (the chapter\'s "Open in Colab" button links to it). {fix}'
+    docname = md.relative_to(repo / "book").with_suffix("").as_posix()
+    text = sn.with_install_cell(sn.without_pairing(md.read_text(encoding="utf-8")), repo)
     try:
-        src = jupytext.read(md)
-        nb = jupytext.read(nb_path)
-    except Exception as err:  # a broken file: report it rather than crash the check
-        return f"{rel}: could not be read ({type(err).__name__}: {err}). {fix}"
-    a, b = src.cells, nb.cells
-    for i, (ca, cb) in enumerate(zip(a, b)):
-        if ca.cell_type != cb.cell_type or ca.source != cb.source or _meta(ca) != _meta(cb):
-            first = (ca.source.strip().split("\n") or [""])[0][:70]
-            return (
-                f"{rel}: out of step with {md.name} from cell {i + 1} on (the chapter has a "
-                f"{ca.cell_type} cell starting {first!r} there). {fix}"
-            )
-    if len(a) != len(b):
-        return f"{rel}: has {len(b)} cells, {md.name} has {len(a)}. {fix}"
+        expected = sn.colab_notebook(sn.Page(docname, "", "chapter"), repo, text=text)
+    except ce.ColabError as err:
+        return f"{err}\n  (so {rel} cannot be generated)"
+    if nb_path.read_text(encoding="utf-8") != expected:
+        return f"{rel}: out of step with {md.name} (not what scripts/sync_notebooks.py writes now). {fix}"
     return None
 
 
-def _meta(cell) -> dict:
-    return {k: v for k, v in cell.metadata.items() if k not in ("execution", "ExecuteTime", "id")}
+def checker_names(repo: Path = REPO) -> set[str]:
+    """The `check_*` functions toy_lib/exercises.py defines (read, not imported: no torch)."""
+    path = repo / "toy_lib" / "exercises.py"
+    if not path.exists():
+        path = REPO / "toy_lib" / "exercises.py"
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return {n.name for n in tree.body if isinstance(n, ast.FunctionDef) and n.name.startswith("check_")}
+
+
+def stub_problems(rel: str, text: str, repo: Path = REPO) -> list[str]:
+    """Exercise stubs that do not end with a call to an existing `exercises.check_*`."""
+    problems = []
+    known = None
+    for stub in ce.exercise_stubs(text):
+        checker = ce.last_checker_call(stub.code)
+        last = next((ln for ln in reversed(stub.code.split("\n")) if ln.strip()), "")
+        if checker is None:
+            problems.append(
+                f"{rel}:{stub.line}: the exercise stub of {stub.exercise or 'an exercise'} must end "
+                "with a call to a checker from toy_lib.exercises, e.g. "
+                "`exercises.check_forward(forward)`. In Colab, Run all runs every stub, and only a "
+                'checker turns the unfilled TODO (NotImplementedError) into "not attempted yet" '
+                "instead of stopping the notebook. The stub's last line is:\n" + _indent(last)
+            )
+            continue
+        known = checker_names(repo) if known is None else known
+        if checker not in known:
+            problems.append(
+                f"{rel}:{stub.line}: the exercise stub of {stub.exercise or 'an exercise'} calls "
+                f"`exercises.{checker}`, which toy_lib/exercises.py does not define (it has "
+                + ", ".join(sorted(known))
+                + "). Add the checker there, with tests in tests/test_exercises.py."
+            )
+    return problems
 
 
 def _strip_code(text: str) -> str:
@@ -315,9 +314,8 @@ def _indent(snippet: str, n: int = 4) -> str:
 
 # --------------------------------------------------------------------------- snippets to add
 
-FRONT_MATTER_JUPYTEXT = f"""\
+FRONT_MATTER_JUPYTEXT = """\
 jupytext:
-  formats: {sn.FORMATS}
   text_representation:
     extension: .md
     format_name: myst
@@ -348,7 +346,9 @@ plots.feature_arrows(result.W);
 """
 BOX = """\
 ```{what-you-should-see}
-What the reader's own run should show, in numbers they can compare.
+:name: box-short-name
+What the reader's own run should show, in numbers they can compare (every claim here is
+asserted by a test decorated with @claims("box-short-name"): see tests/claims.py).
 ```
 """
 EXERCISE = """\

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from browser import browser, site  # noqa: F401  (the browser tests' fixtures, see tests/browser.py)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -81,3 +82,17 @@ def built_book(tmp_path_factory) -> BuiltBook:
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, f"`jupyter-book build book/` failed:\n{log[-6000:]}"
     return BuiltBook(root=root, html=root / "_build" / "html", log=log)
+
+
+@pytest.fixture(scope="session")
+def chapter(built_book):
+    """``chapter(docname)``: the namespace of that chapter's code, run against the result cache
+    of the book this session built (see tests/claims.py). The first call per chapter runs it."""
+    from claims import run_chapter
+
+    cache = built_book.root / "_build" / ".toy_lib_cache"
+
+    def run(docname: str) -> dict:
+        return run_chapter(docname, cache)
+
+    return run

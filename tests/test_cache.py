@@ -75,20 +75,20 @@ def test_a_library_edit_changes_the_key(tmp_path):
     copy = shutil.copytree(PACKAGE_DIR, tmp_path / "toy_lib", ignore=shutil.ignore_patterns("__pycache__"))
     before = library_hash(copy)
     assert before == library_hash(PACKAGE_DIR)
-    assert cache.cache_key(CFG, library=before, **ARGS) == cache.cache_key(CFG, **ARGS)
+    assert cache._cache_key(CFG, library=before, **ARGS) == cache._cache_key(CFG, **ARGS)
     (copy / "model.py").write_text((copy / "model.py").read_text() + "\n# an edit\n")
     after = library_hash(copy)
     assert after != before
-    assert cache.cache_key(CFG, library=after, **ARGS) != cache.cache_key(CFG, library=before, **ARGS)
+    assert cache._cache_key(CFG, library=after, **ARGS) != cache._cache_key(CFG, library=before, **ARGS)
     (copy / "notes.txt").write_text("not Python source")
     assert library_hash(copy) == after
 
 
 def test_another_numba_version_changes_the_key(monkeypatch):
     # The compiled kernels decide the CPU trainer's arithmetic: their compiler is part of the key.
-    before = cache.cache_key(CFG, **ARGS)
+    before = cache._cache_key(CFG, **ARGS)
     monkeypatch.setattr(cache, "_numba_version", lambda: "0.0.1")
-    assert cache.cache_key(CFG, **ARGS) != before
+    assert cache._cache_key(CFG, **ARGS) != before
 
 
 def test_a_library_edit_trains_again(cache_dir, count_training, monkeypatch):
@@ -101,7 +101,46 @@ def test_a_library_edit_trains_again(cache_dir, count_training, monkeypatch):
 def test_bad_arguments_are_named(cache_dir):
     with pytest.raises(ValueError, match="config=.*expected a ToyModelConfig"):
         toy_lib.cached_train({"n_features": 5})
-    with pytest.raises(ValueError, match="train_kwargs=.*stepz"):
+    with pytest.raises(ValueError, match="stepz=10: expected an argument of toy_lib.train"):
         toy_lib.cached_train(CFG, stepz=10)
     with pytest.raises(ValueError, match="directory=.*expected a folder"):
         library_hash("/nonexistent/toy_lib")
+
+
+RICHER = [
+    dict(model="abs"),
+    dict(model="neuron"),
+    dict(correlated=[(0, 1)], anticorrelated=[(2, 3)]),
+    dict(activation="linear", value_range=(-1, 1)),
+    dict(dataset_size=16),
+]
+
+
+@pytest.mark.parametrize("kind", RICHER, ids=["abs", "neuron", "groups", "signed", "finite"])
+def test_every_model_and_data_option_is_stored_and_loaded_bit_for_bit(cache_dir, count_training, kind):
+    cfg = toy_lib.ToyModelConfig(n_features=5, n_hidden=2, n_instances=2, feature_probability=0.3, **kind)
+    args = {**ARGS, "batch_size": None}
+    first = toy_lib.cached_train(cfg, **args)
+    second = toy_lib.cached_train(cfg, **args)
+    assert len(count_training) == 1
+    assert second.params.keys() == first.params.keys()
+    for name in first.params:
+        assert torch.equal(first.params[name], second.params[name]), name
+    for field in ("model", "activation", "value_range", "correlated", "anticorrelated", "dataset_size"):
+        assert getattr(second.config, field) == getattr(cfg, field), field
+    assert type(second.model()) is type(first.model())
+    if cfg.dataset_size:
+        assert torch.equal(second.training_set(), first.training_set())
+
+
+def test_each_model_and_data_option_has_its_own_key():
+    base = dict(n_features=5, n_hidden=2, n_instances=2, feature_probability=0.3)
+    args = {**ARGS, "batch_size": None}
+    keys = {cache._cache_key(toy_lib.ToyModelConfig(**base), library="x", **args)}
+    for kind in RICHER + [dict(correlated=[(0, 1, 2)]), dict(anticorrelated=[(0, 1)]), dict(dataset_size=17)]:
+        keys.add(cache._cache_key(toy_lib.ToyModelConfig(**base, **kind), library="x", **args))
+    assert len(keys) == len(RICHER) + 4
+    # a finite data set's batch size is the data set: None and the size are one run
+    finite = toy_lib.ToyModelConfig(**base, dataset_size=16)
+    with_none = cache._cache_key(finite, library="x", **{**ARGS, "batch_size": None})
+    assert cache._cache_key(finite, library="x", **{**ARGS, "batch_size": 16}) == with_none

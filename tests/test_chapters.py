@@ -62,10 +62,13 @@ def filled_template() -> str:
 
 @pytest.fixture()
 def scratch(tmp_path) -> Path:
-    """A minimal repository: the real _config.yml, a toc with one chapter `new_chapter`, and the
-    scripts, so the checker and the sync script run on it exactly as on the book."""
+    """A minimal repository: the real _config.yml, references.bib and box definitions, a toc with
+    one chapter `new_chapter`, so the checker and the sync script run on it exactly as on the
+    book (toy_lib's checkers are looked up in the real toy_lib)."""
     shutil.copy2(REPO / "_config.yml", tmp_path / "_config.yml")
-    (tmp_path / "book").mkdir()
+    (tmp_path / "book" / "_ext").mkdir(parents=True)
+    shutil.copy2(REPO / "book" / "references.bib", tmp_path / "book" / "references.bib")
+    shutil.copy2(REPO / "book" / "_ext" / "book_boxes.py", tmp_path / "book" / "_ext" / "book_boxes.py")
     (tmp_path / "book" / "index.md").write_text("# Index\n", encoding="utf-8")
     toc = {
         "format": "jb-book",
@@ -112,15 +115,18 @@ PIECES = {
         lambda t: re.sub(r"kernelspec:\n(  .*\n)+", "", t),
         ["a kernel", "kernelspec:", "name: python3"],
     ),
-    # (jupytext --sync writes `format_name` back, so this one is removed after the sync: a hand edit)
+    # (removed after the sync: a hand edit to a chapter that was in step)
     "jupytext": (lambda t: t.replace("    format_name: myst\n", ""), ["format_name: myst"]),
     "label": (lambda t: t.replace("(new-chapter)=\n", ""), ["a label", "(new-chapter)=", "line"]),
     "objectives": (
         lambda t: t.replace("By the end of the chapter you should be able to:", "Goals."),
         ["learning objectives", "By the end of the chapter you should be able to:"],
     ),
+    # (the figure's {numref} goes with it: a dangling reference is an error of its own)
     "figure": (
-        lambda t: re.sub(r"---\nmystnb:\n(  .*\n)+---\n", "", t),
+        lambda t: re.sub(r"---\nmystnb:\n(  .*\n)+---\n", "", t).replace(
+            " ({numref}`fig-my-topic-arrows`)", ""
+        ),
         ["an executed figure", "mystnb:", "figure:", "caption:"],
     ),
     "box": (
@@ -128,7 +134,11 @@ PIECES = {
         ['"What you should see" box', "```{what-you-should-see}"],
     ),
     "exercises": (
-        lambda t: t.replace("{exercise-start}", "{note}").replace("{exercise}", "{note}"),
+        lambda t: (
+            t.replace("{exercise-start}", "{note}")
+            .replace("{exercise-end}", "{note}")
+            .replace("{exercise}", "{note}")
+        ),
         ["exercises", "```{exercise-start}", ":label:"],
     ),
     "summary": (lambda t: t.replace("## Summary", "## In short"), ["`## Summary` section", "## Summary"]),
@@ -212,6 +222,64 @@ def test_a_toc_entry_without_a_file_is_reported(scratch):
 def test_appendices_are_not_held_to_the_chapter_checks(scratch):
     write_chapter(scratch, filled_template())
     assert not cc.check(scratch)  # glossary.md is a bare page in the Appendices part
+
+
+def test_a_jupytext_pairing_is_reported_and_removed(scratch):
+    md = write_chapter(scratch, filled_template())
+    text = md.read_text(encoding="utf-8")
+    md.write_text(text.replace("jupytext:\n", "jupytext:\n  formats: md:myst,ipynb\n", 1), encoding="utf-8")
+    problems = cc.check(scratch)
+    assert len(problems) == 1 and "formats: md:myst,ipynb" in problems[0], "\n\n".join(problems)
+    assert "delete that line" in problems[0]
+    assert not sn.sync(scratch) and not cc.check(scratch)
+    assert md.read_text(encoding="utf-8") == text
+
+
+STUB = """def feature_dimensionality(W):
+    \"\"\"(hidden, feature) weights -> (feature,) dimensionalities.\"\"\"
+    # TODO
+    raise NotImplementedError
+
+
+exercises.check_feature_dimensionality(feature_dimensionality)"""
+
+
+@pytest.mark.parametrize(
+    "last, words",
+    [
+        (
+            "D = feature_dimensionality(W)",
+            ["must end with a call to a checker", "D = feature_dimensionality(W)"],
+        ),
+        ("exercises.check_nothing(feature_dimensionality)", ["`exercises.check_nothing`", "does not define"]),
+    ],
+)
+def test_an_exercise_stub_must_end_with_a_checker(scratch, last, words):
+    text = filled_template()
+    assert STUB in text, "the template's stub changed: update this test"
+    md = write_chapter(scratch, text.replace(STUB, STUB.rsplit("\n", 1)[0] + "\n" + last))
+    problems = cc.check(scratch)
+    assert len(problems) == 1, "\n\n".join(problems)
+    lines = md.read_text(encoding="utf-8").split("\n")
+    todo = next(i for i, ln in enumerate(lines) if "raise NotImplementedError" in ln)
+    line = max(i for i in range(todo) if lines[i].startswith("```{code-cell}")) + 1
+    assert problems[0].startswith(
+        f"book/new_chapter.md:{line}: the exercise stub of ex-my-topic-dimensionality"
+    )
+    for word in words:
+        assert word in problems[0], problems[0]
+
+
+def test_a_chapter_the_colab_edition_cannot_translate_is_reported(scratch):
+    md = write_chapter(scratch, filled_template())
+    md.write_text(
+        md.read_text(encoding="utf-8").replace("## Summary", "{wat}`x`\n\n## Summary"), encoding="utf-8"
+    )
+    problems = cc.check(scratch)
+    assert len(problems) == 1 and "{wat}" in problems[0] and "cannot be generated" in problems[0], problems
+    assert re.match(r"book/new_chapter\.md:\d+: ", problems[0])
+    stale = sn.sync(scratch)
+    assert len(stale) == 1 and "was not written" in stale[0], stale
 
 
 @pytest.mark.slow

@@ -47,11 +47,11 @@ def test_with_restarts_repeats_settings_setting_major():
         (dict(importance=float("nan")), ["importance=nan", "finite"]),
         (
             dict(feature_probability=[0.1, 0.2, 0.3]),
-            ["feature_probability has shape (3,)", "one value per instance", "(2,)"],
+            ["feature_probability=[0.1, 0.2, 0.3]", "one value per instance", "(2,)", "got shape (3,)"],
         ),
         (
             dict(importance=np.ones((2, 3))),
-            ["importance has shape (2, 3)", "one value per feature", "(2, 5)"],
+            ["importance=array(", "one value per feature", "(2, 5)", "got shape (2, 3)"],
         ),
         (dict(activation="tanh"), ["activation='tanh'", "'relu'", "'linear'"]),
         (dict(importance="heavy"), ["importance='heavy'", "number"]),

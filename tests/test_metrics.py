@@ -84,7 +84,10 @@ def test_represented_threshold():
 
 
 def test_bad_shapes_are_named():
-    with pytest.raises(ValueError, match=r"W has shape \(3,\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"W=array\(\[1., 1., 1.\]\): expected .*\(\.\.\., hidden, feature\), got shape \(3,\)",
+    ):
         metrics.feature_dimensionality(np.ones(3))
-    with pytest.raises(ValueError, match="W has 3 hidden dimensions: expected 2"):
+    with pytest.raises(ValueError, match="W=.*: expected 2 hidden dimensions, for angles in a plane, got 3"):
         metrics.feature_angles_2d(np.ones((3, 4)))

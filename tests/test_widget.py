@@ -24,7 +24,6 @@ from __future__ import annotations
 import functools
 import json
 import re
-import shutil
 import time
 from pathlib import Path
 from urllib.parse import urlparse
@@ -32,9 +31,8 @@ from urllib.parse import urlparse
 import numpy as np
 import pytest
 import torch
-from browser import launch, serve
+from browser import WidgetTab, save_screenshot
 from conftest import REPO
-from playwright.sync_api import sync_playwright
 
 import toy_lib
 from toy_lib import metrics
@@ -42,8 +40,6 @@ from toy_lib import metrics
 pytestmark = pytest.mark.slow
 
 WIDGET_JS = REPO / "book" / "_static" / "pentagon" / "pentagon.js"
-#: Screenshots land here too (git-ignored), so CI can keep them as artifacts.
-ARTIFACTS = REPO / "_build" / "test-artifacts"
 WIDGET = ".pentagon-widget"
 PAGES = ["index.html", "toy_models.html"]
 
@@ -51,64 +47,11 @@ PAGES = ["index.html", "toy_models.html"]
 # ----------------------------------------------------------------------------- fixtures
 
 
-@pytest.fixture(scope="module")
-def site(built_book):
-    """The built HTML served on a free port of 127.0.0.1; yields the base URL."""
-    with serve(built_book.html) as url:
-        yield url
+class Tab(WidgetTab):
+    """The pentagon widget's page (tests/browser.py's `WidgetTab`)."""
 
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as pw:
-        b = launch(pw)
-        yield b
-        b.close()
-
-
-#: Console errors the book's theme logs on every page, with or without the widget; the tests
-#: ignore exactly these messages and fail on any other. Remove an entry once its cause is fixed.
-THEME_ERRORS = {
-    # sphinx-thebe 0.3.1 under Sphinx 7.4 writes its inline config script twice into <head>.
-    "uncaught: Identifier 'THEBE_JS_URL' has already been declared",
-    # pydata-sphinx-theme 0.17 when `html_context.default_mode` is not set.
-    "Got invalid theme mode: . Resetting to auto.",
-}
-
-
-class Tab:
-    """A page plus what it logged: console errors and requests that left the book's files."""
-
-    def __init__(self, page, base: str):
-        self.page = page
-        self.base = base
-        self.errors: list[str] = []
-        self.outside: list[str] = []
-        page.on("console", lambda m: self._error(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: self._error(f"uncaught: {e}"))
-        # The theme loads MathJax from a CDN; the test machine may have no network. Answer every
-        # request that does not go to the local server with an empty body, and record it.
-        page.route(re.compile(r"^https?://(?!127\.0\.0\.1[:/])"), self._stub)
-
-    def _error(self, text: str):
-        if text not in THEME_ERRORS:
-            self.errors.append(text)
-
-    def _stub(self, route):
-        self.outside.append(route.request.url)
-        route.fulfill(status=200, body="", content_type="text/plain")
-
-    def open(self, name: str):
-        self.page.goto(self.base + name)
-        self.widget = self.page.locator(WIDGET)
-        assert self.widget.count() == 1, f"{name}: expected one {WIDGET}, found {self.widget.count()}"
-        self.page.wait_for_function(f"document.querySelector('{WIDGET}').pentagon !== undefined")
-        return self
-
-    def show(self):
-        """Scroll the widget on screen: it trains only while visible."""
-        self.widget.scroll_into_view_if_needed()
-        return self
+    selector = WIDGET
+    handle = "pentagon"
 
     def state(self) -> dict:
         return self.page.evaluate(
@@ -118,15 +61,6 @@ class Tab:
                          decay: w.decay, seed: w.seed, running: w.running}};
             }}"""
         )
-
-    def shown_text(self, cls: str) -> str:
-        return self.page.locator(f"{WIDGET} .{cls}").inner_text()
-
-    def wait_for_step(self, at_least: int, timeout_s: float = 60.0) -> dict:
-        self.page.wait_for_function(
-            f"document.querySelector('{WIDGET}').pentagon.step >= {at_least}", timeout=timeout_s * 1000
-        )
-        return self.state()
 
 
 @pytest.fixture
@@ -159,12 +93,27 @@ def dense_report(W) -> tuple[bool, str]:
     return ok, f"angle(W_0, W_1) {angle:.1f}°, norms {np.round(norms, 3).tolist()}"
 
 
-def save_screenshot(locator, tmp_path: Path, name: str) -> Path:
-    path = tmp_path / name
-    locator.screenshot(path=str(path))
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    shutil.copy(path, ARTIFACTS / name)
-    return path
+def train_dense(tab, decay: float, check_readout: bool = False) -> dict:
+    """Through the controls, as a reader would: sparsity to its minimum, the importance decay
+    from 1 down to ``decay`` (steps of 0.05); then train until the dense solution appears or the
+    widget's 10,000 steps run out. Returns the widget's last state."""
+    tab.page.locator(f"{WIDGET} input.pentagon-sparsity").press("Home")
+    slider = tab.page.locator(f"{WIDGET} input.pentagon-decay")
+    slider.press("End")
+    for _ in range(round((1.0 - decay) / 0.05)):
+        slider.press("ArrowLeft")
+    s = tab.state()
+    assert s["sparsity"] == 0 and s["decay"] == pytest.approx(decay), s
+    if check_readout:  # the widget states the importances it trains with
+        shown = tab.shown_text("pentagon-importance")
+        expected = ", ".join(f"{decay**i:.2f}" for i in range(3))
+        assert shown.startswith(f"importance I = {expected}"), shown
+    max_steps = tab.page.evaluate(f"document.querySelector('{WIDGET}').pentagon.recipe.maxSteps")
+    while True:
+        s = tab.state()
+        if dense_report(s["W"])[0] or s["step"] >= max_steps:
+            return s
+        time.sleep(0.1)
 
 
 # ----------------------------------------------------------------------------- science
@@ -196,25 +145,8 @@ def test_pentagon_forms_within_10_seconds(tab, tmp_path):
 
 def test_dense_features_keep_two_orthogonal_directions(tab, tmp_path):
     tab.open("index.html").show()
-    # Through the controls, as a reader would: sparsity to its minimum, decay 1 -> 0.7.
-    tab.page.locator(f"{WIDGET} input.pentagon-sparsity").press("Home")
-    decay = tab.page.locator(f"{WIDGET} input.pentagon-decay")
-    decay.press("End")
-    for _ in range(6):  # steps of 0.05
-        decay.press("ArrowLeft")
-    s = tab.state()
-    assert s["sparsity"] == 0 and s["decay"] == pytest.approx(0.7), s
-    assert tab.shown_text("pentagon-importance").startswith("importance I = 1.00, 0.70, 0.49")
-
-    # The widget trains for at most 10,000 steps; the dense solution must appear before that.
-    max_steps = tab.page.evaluate(f"document.querySelector('{WIDGET}').pentagon.recipe.maxSteps")
-    report = ""
-    while True:
-        s = tab.state()
-        ok, report = dense_report(s["W"])
-        if ok or s["step"] >= max_steps:
-            break
-        time.sleep(0.1)
+    s = train_dense(tab, 0.7, check_readout=True)
+    ok, report = dense_report(s["W"])
     assert ok, f"after {s['step']} steps: {report}"
     # ... and the dropped features are switched off by their bias, not by luck: b ≈ E[x] = 0.5
     # is what toy_lib finds too (science target T2); here only its sign is asserted.
@@ -534,3 +466,20 @@ def test_the_script_has_no_eval_and_no_network_code():
         assert banned not in code, f"pentagon.js uses {banned}"
     urls = set(re.findall(r"https?://[^\s\"']+", code))
     assert urls <= {"http://www.w3.org/2000/svg"}, urls
+
+
+def test_the_landing_pages_dense_claim_holds(tab):
+    """index.md tells the reader which settings leave only two arrows ("drag the sparsity slider
+    to 0 [and the importance decay to D]"); drive the landing page's widget to exactly those
+    settings (decay 1, the widget's default, when none is named) and check the claim."""
+    prose = " ".join((REPO / "book" / "index.md").read_text(encoding="utf-8").split())
+    claim = re.search(r"[Dd]rag the sparsity slider to 0( and the importance decay to ([0-9.]+))?", prose)
+    assert claim, "index.md no longer tells the reader how to see the dense solution; update this test"
+    decay = float(claim.group(2).rstrip(".")) if claim.group(2) else 1.0
+    assert "only the two most important survive" in prose or "only two survive" in prose
+
+    tab.open("index.html").show()
+    s = train_dense(tab, decay)
+    ok, report = dense_report(s["W"])
+    assert ok, f"index.md's claim at sparsity 0, decay {decay}: after {s['step']} steps {report}"
+    assert tab.errors == []

@@ -93,32 +93,29 @@ def test_publishing_builds_and_deploys_to_pages_with_a_cache():
         assert "hashFiles('toy_lib/**'" in restore, f"restore key {restore!r} ignores toy_lib"
 
 
-def test_pre_commit_runs_ruff_jupytext_sync_and_trailing_whitespace():
+def test_pre_commit_runs_ruff_the_colab_generator_and_trailing_whitespace():
     path = REPO / ".pre-commit-config.yaml"
     config = yaml.safe_load(path.read_text(encoding="utf-8"))
     hooks = [hook for repo in config["repos"] for hook in repo["hooks"]]
     entries = {hook["id"]: hook.get("entry", "") for hook in hooks}
     assert "ruff check" in entries.get("ruff-check", ""), entries
     assert "ruff format --check" in entries.get("ruff-format", ""), entries
-    sync_hook = next(h for h in hooks if h["id"] == "jupytext-sync")
-    assert "jupytext --sync" in sync_hook["name"] and "sync_notebooks.py --hook" in sync_hook["entry"], (
-        sync_hook
-    )
-    assert '"--sync", "--pre-commit-mode"' in (REPO / "scripts" / "sync_notebooks.py").read_text(
-        encoding="utf-8"
-    )
+    assert "jupytext" not in path.read_text(encoding="utf-8"), "the chapters are no longer paired by jupytext"
+    sync_hook = next(h for h in hooks if h["id"] == "colab-notebooks")
+    assert sync_hook["entry"] == "python scripts/sync_notebooks.py --hook", sync_hook
     assert "trailing-whitespace" in entries, entries
     sync = sync_hook
     assert re.search(sync["files"], "book/toy_models.md") and re.search(
         sync["files"], "book/toy_models.ipynb"
     )
+    assert all(re.search(sync["files"], f) for f in ("book/references.bib", "_config.yml", "_toc.yml"))
     assert not re.search(sync["files"], "book/_templates/chapter_template.md")
     ws = next(h for h in hooks if h["id"] == "trailing-whitespace")
     assert re.search(ws["entry"], "text  \n".rstrip("\n")) and not re.search(ws["entry"], "text")
 
 
 def test_ci_tools_match_the_pins():
-    """The hooks call the ruff and jupytext that requirements.txt pins."""
+    """The hooks call the ruff that requirements.txt pins (jupytext: the template test reads MyST)."""
     pins = dict(
         line.split("==", 1) for line in (REPO / "requirements.txt").read_text().splitlines() if "==" in line
     )

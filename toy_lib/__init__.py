@@ -3,35 +3,76 @@
 The public API the book introduces, chapter by chapter:
 
 - `ToyModelConfig`, `train`, `TrainResult`: configure and train many toy models at once
-  (the toy-models chapter); `cached_train`: the same, computed once and reused from disk.
+  (the toy-models chapter); `cached_train`: the same, computed once and reused from disk
+  (under `cache_dir()`); `TrainingDiverged`: what `train` raises when a loss becomes NaN.
 - `generate_batch`: the sparse synthetic data.
 - `ToyModel`, `forward`, `hidden`, `loss_per_instance`: the model and its loss.
+- `NeuronModel`, `neuron_forward` (a privileged basis) and `AbsModel`, `abs_forward`
+  (computation in superposition): the models of "Superposition in richer settings", trained by
+  the same `train` (``ToyModelConfig(model=...)``, with correlated groups and finite data sets).
 - `toy_lib.metrics`: feature norms, dimensionality, superposition scores, angles.
 - `toy_lib.plots`: the figures.
+- `toy_lib.real_model`: a small pretrained transformer (all-MiniLM-L6-v2) run offline over Jane
+  Austen's novels, its activations at a layer, and a feature browser (the real-model chapter);
+  `cached_activations`: those activations, computed once and reused from disk.
+- `SAEConfig`, `train_sae`, `SAEResult`: sparse autoencoders of five architectures, batched over
+  instances (the chapter "Sparse autoencoders"); `cached_train_sae`: the same, stored on disk.
+- `toy_lib.geometry`: directions in activation space: rotated bases and probes (the features
+  chapter); nearly orthogonal directions, packing, interference and a hand-built pentagon (the
+  geometry chapter).
+- `toy_lib.exercises`: the checkers of the coding exercises.
+
+Every public function checks its arguments and answers a mistake with a ``ValueError`` that
+names the argument, the value and what was expected (see ``toy_lib/_validate.py``).
 """
 
-from . import metrics, plots
-from .cache import cached_train
+from . import exercises, geometry, metrics, plots, real_model
+from .cache import cache_dir, cached_activations, cached_train, cached_train_sae
 from .config import ToyModelConfig
 from .data import generate_batch
-from .model import ToyModel, forward, hidden, init_weights, loss_per_instance
-from .train import TrainResult, lr_factor, pick_device, train
+from .model import (
+    AbsModel,
+    NeuronModel,
+    ToyModel,
+    abs_forward,
+    forward,
+    hidden,
+    init_weights,
+    loss_per_instance,
+    neuron_forward,
+)
+from .sae import SAEConfig, SAEResult, train_sae
+from .training import TrainingDiverged, TrainResult, lr_factor, pick_device, train
 
 __all__ = [
     "ToyModelConfig",
     "TrainResult",
+    "TrainingDiverged",
+    "cache_dir",
+    "cached_activations",
     "cached_train",
     "ToyModel",
+    "NeuronModel",
+    "AbsModel",
     "forward",
+    "neuron_forward",
+    "abs_forward",
     "generate_batch",
+    "geometry",
     "hidden",
     "init_weights",
     "loss_per_instance",
     "lr_factor",
+    "exercises",
     "metrics",
     "pick_device",
     "plots",
+    "real_model",
     "train",
+    "SAEConfig",
+    "SAEResult",
+    "train_sae",
+    "cached_train_sae",
 ]
 
 __version__ = "0.1.0"

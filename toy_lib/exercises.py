@@ -9,17 +9,26 @@ function passed. A checker never modifies its argument and is quick (well under 
     >>> from toy_lib import exercises
     >>> exercises.check_forward(toy_lib.forward)
     check_forward: your function passed (3 cases, max difference 0.0e+00)
+
+What the learner's function does wrong is always reported as a failed check that names the
+case: an exception it raises (the original exception is named, and chained), a NaN or infinite
+output, a result of the wrong shape or kind. One exception is not a failure: a function that
+raises ``NotImplementedError`` (the exercise's stub, not filled in yet) makes the checker print
+one line, ``<checker>: not attempted yet — fill in the TODO, then run this cell again``, and
+return, so that running a whole notebook goes on to the end.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 from typing import Callable
 
 import numpy as np
 import torch
 
-from . import metrics
+from . import _validate, metrics
 from .data import generate_batch
 from .model import forward, loss_per_instance
 
@@ -28,7 +37,38 @@ __all__ = [
     "check_forward",
     "check_loss",
     "check_feature_dimensionality",
+    "check_sae_forward",
+    "check_sae_loss",
+    "check_decoder_normalisation",
+    "check_resample",
 ]
+
+
+class _NotAttempted(Exception):
+    """The learner's function raised NotImplementedError: the exercise is not attempted yet."""
+
+
+def _checker(check: Callable) -> Callable:
+    """A public checker: its ``fn`` checked, and a stub that is not filled in reported in one line."""
+
+    names = [
+        p.name for p in inspect.signature(check).parameters.values() if p.kind is p.POSITIONAL_OR_KEYWORD
+    ]
+
+    @functools.wraps(check)
+    def run(*fns: Callable, **kwargs) -> None:
+        if len(fns) != len(names):
+            raise ValueError(
+                f"{check.__name__} takes {len(names)} function(s) ({', '.join(names)}): got {len(fns)}"
+            )
+        for name, fn in zip(names, fns):
+            _validate.function(fn, name, what="a function (your solution)")
+        try:
+            check(*fns, **kwargs)
+        except _NotAttempted:
+            print(f"{check.__name__}: not attempted yet — fill in the TODO, then run this cell again")
+
+    return run
 
 
 def _fail(checker: str, message: str, hint: str | None = None) -> AssertionError:
@@ -38,31 +78,61 @@ def _fail(checker: str, message: str, hint: str | None = None) -> AssertionError
     return AssertionError(text)
 
 
-def _as_numpy(value, checker: str, what: str) -> np.ndarray:
-    """The learner's return value as a float64 array, or a clear failure."""
+def _as_numpy(value, checker: str, what: str, case: str) -> np.ndarray:
+    """The learner's return value as a float64 array, or a clear failure naming the case."""
     if value is None:
         raise _fail(
             checker,
-            f"your function returned None: expected {what}.",
+            f"for {case} your function returned None: expected {what}.",
             "did you forget the `return` statement?",
         )
+    kind = type(value).__name__
     try:
         if isinstance(value, torch.Tensor):
-            return value.detach().cpu().double().numpy()
-        return np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as err:
+            if value.is_complex():
+                raise TypeError("complex numbers")
+            return value.detach().cpu().to(torch.float64).numpy()
+        if isinstance(value, (str, bytes)):
+            raise TypeError("text")
+        arr = np.asarray(value)
+        if arr.dtype.kind not in "biuf":
+            raise TypeError(f"dtype {arr.dtype}")
+        return arr.astype(np.float64)
+    except (TypeError, ValueError, RuntimeError) as err:
         raise _fail(
-            checker, f"could not read your return value {type(value).__name__} as numbers: expected {what}."
+            checker,
+            f"for {case} your function returned a {kind} that is not real numbers ({err}): expected {what}.",
         ) from err
 
 
-def _call(checker: str, fn: Callable, *args):
-    if not callable(fn):
-        raise _fail(checker, f"expected a function, got {type(fn).__name__}.")
+def _call(checker: str, case: str, what: str, fn: Callable, *args, hint: str | None = None):
+    """``fn(*args)``; an exception it raises becomes a failure naming ``case`` and the exception
+    (with ``hint``, the likely cause, when the checker knows one)."""
     try:
         return fn(*args)
     except NotImplementedError as err:
-        raise _fail(checker, "your function raised NotImplementedError: fill in the TODO first.") from err
+        raise _NotAttempted from err
+    except Exception as err:
+        raise _fail(
+            checker,
+            f"for {case} your function raised {type(err).__name__}: {err}; expected it to return {what}.",
+            hint or "read the error above (the traceback shows the line of your function that raised it).",
+        ) from err
+
+
+def _check_finite(checker: str, got: np.ndarray, case: str) -> None:
+    """A failure naming the first NaN or infinite entry of the learner's output, if any."""
+    bad = ~np.isfinite(got)
+    if bad.any():
+        index = tuple(int(i) for i in np.argwhere(bad)[0])
+        what = "NaN" if np.isnan(got[index]) else "infinite"
+        count = int(bad.sum())
+        raise _fail(
+            checker,
+            f"for {case} your output is {what} at index {index} ({count} of {got.size} entries are NaN "
+            "or infinite): expected finite numbers.",
+            "NaN usually comes from 0/0 or from an operation on NaN; look for a division.",
+        )
 
 
 def _check_shape(checker: str, got: np.ndarray, expected: tuple, axes: str) -> None:
@@ -79,6 +149,7 @@ def _close(a: np.ndarray, b: np.ndarray, tol: float) -> bool:
 # --------------------------------------------------------------------------- data
 
 
+@_checker
 def check_generate_batch(fn: Callable, *, batch_size: int = 20_000, seed: int = 0) -> None:
     """Check a learner's ``fn(feature_probability, batch_size) -> x``.
 
@@ -91,10 +162,18 @@ def check_generate_batch(fn: Callable, *, batch_size: int = 20_000, seed: int = 
     in fewer than one run in 100,000. The checker seeds torch's global random number generator
     (so a result is reproducible) and restores its state afterwards.
 
+    Args:
+        fn: your function.
+        batch_size: samples per instance, an integer from 1,000 to 1,000,000.
+        seed: seeds the random numbers, an integer from 0 to 2**63 - 1.
+
     Raises:
         AssertionError: naming the statistic that is off and a likely cause.
+        ValueError: for a ``fn`` that is not a function, or a bad ``batch_size`` or ``seed``.
     """
     name = "check_generate_batch"
+    batch_size = _validate.integer(batch_size, "batch_size", minimum=1000, maximum=10**6)
+    seed = _validate.seed(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         _check_generate_batch(fn, batch_size, name)
@@ -109,10 +188,11 @@ def _check_generate_batch(fn: Callable, batch_size: int, name: str) -> None:
         ]
     )
     n_inst, n_feat = prob.shape
-    x = _as_numpy(_call(name, fn, prob, batch_size), name, "an (instance, batch, feature) tensor")
+    case = f"feature_probability of shape {tuple(prob.shape)} and batch_size={batch_size}"
+    what = "an (instance, batch, feature) tensor"
+    x = _as_numpy(_call(name, case, what, fn, prob, batch_size), name, what, case)
     _check_shape(name, x, (n_inst, batch_size, n_feat), "(instance, batch, feature)")
-    if not np.all(np.isfinite(x)):
-        raise _fail(name, "your batch contains NaN or infinite values.")
+    _check_finite(name, x, case)
     if x.min() < 0 or x.max() > 1:
         raise _fail(
             name,
@@ -177,7 +257,9 @@ def _check_generate_batch(fn: Callable, batch_size: int, name: str) -> None:
     low = values[values < 0.5].size / values.size
     if abs(low - 0.5) > 0.02:
         raise _fail(name, f"{low:.1%} of the non-zero values lie below 0.5: expected half.")
-    again = _as_numpy(_call(name, fn, prob, batch_size), name, "a tensor")
+    again = _as_numpy(
+        _call(name, f"a second call with {case}", what, fn, prob, batch_size), name, "a tensor", case
+    )
     if again.shape == x.shape and np.array_equal(again, x):
         raise _fail(name, "two calls returned the same batch: each call must draw new random numbers.")
     print(
@@ -197,6 +279,7 @@ def _random_model(n_inst: int, n_hidden: int, n_feat: int, batch: int, gen: torc
     return W, b, x
 
 
+@_checker
 def check_forward(fn: Callable, *, seed: int = 0) -> None:
     """Check a learner's ``fn(W, b, x) -> x_hat``, the toy model ``x' = ReLU(WᵀWx + b)``.
 
@@ -204,20 +287,29 @@ def check_forward(fn: Callable, *, seed: int = 0) -> None:
     the result are ``(instance, batch, feature)``. The result is compared with
     `toy_lib.forward` on random weights, biases and inputs of several shapes.
 
+    Args:
+        fn: your function.
+        seed: seeds the random cases, an integer from 0 to 2**63 - 1.
+
     Raises:
         AssertionError: naming the case, the size of the difference and a likely cause.
+        ValueError: for a ``fn`` that is not a function, or a bad ``seed``.
     """
     name = "check_forward"
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(_validate.seed(seed))
     worst = 0.0
     cases = [(3, 2, 5, 8), (1, 1, 4, 6), (2, 4, 7, 3)]
     for n_inst, n_hidden, n_feat, batch in cases:
         W, b, x = _random_model(n_inst, n_hidden, n_feat, batch, gen)
         case = f"W {tuple(W.shape)}, b {tuple(b.shape)}, x {tuple(x.shape)}"
         got = _as_numpy(
-            _call(name, fn, W.clone(), b.clone(), x.clone()), name, "an (instance, batch, feature) tensor"
+            _call(name, case, "an (instance, batch, feature) tensor", fn, W.clone(), b.clone(), x.clone()),
+            name,
+            "an (instance, batch, feature) tensor",
+            case,
         )
         _check_shape(name, got, tuple(x.shape), f"(instance, batch, feature) for {case}")
+        _check_finite(name, got, case)
         want = forward(W, b, x).numpy()
         if _close(got, want, 1e-5):
             worst = max(worst, float(np.abs(got - want).max()))
@@ -239,6 +331,7 @@ def check_forward(fn: Callable, *, seed: int = 0) -> None:
     print(f"{name}: your function passed ({len(cases)} cases, max difference {worst:.1e})")
 
 
+@_checker
 def check_loss(fn: Callable, *, seed: int = 0) -> None:
     """Check a learner's ``fn(x, x_hat, importance) -> loss``, the importance-weighted MSE.
 
@@ -247,18 +340,27 @@ def check_loss(fn: Callable, *, seed: int = 0) -> None:
     ``L_i = mean over batch and feature of I[i, f] (x[i, b, f] - x_hat[i, b, f])²``, compared
     with `toy_lib.loss_per_instance`.
 
+    Args:
+        fn: your function.
+        seed: seeds the random case, an integer from 0 to 2**63 - 1.
+
     Raises:
         AssertionError: naming what differs and a likely cause.
+        ValueError: for a ``fn`` that is not a function, or a bad ``seed``.
     """
     name = "check_loss"
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(_validate.seed(seed))
     n_inst, batch, n_feat = 3, 16, 5
     prob = torch.full((n_inst, n_feat), 0.5, dtype=torch.float64)
     x = generate_batch(prob, batch, generator=gen)
     x_hat = torch.rand(n_inst, batch, n_feat, generator=gen, dtype=torch.float64)
     importance = torch.rand(n_inst, n_feat, generator=gen, dtype=torch.float64) + 0.1
+    case = f"x and x_hat of shape {tuple(x.shape)} and importance of shape {tuple(importance.shape)}"
     got = _as_numpy(
-        _call(name, fn, x.clone(), x_hat.clone(), importance.clone()), name, "an (instance,) tensor"
+        _call(name, case, "an (instance,) tensor", fn, x.clone(), x_hat.clone(), importance.clone()),
+        name,
+        "an (instance,) tensor",
+        case,
     )
     want = loss_per_instance(x, x_hat, importance).numpy()
     if got.shape != want.shape:
@@ -273,6 +375,7 @@ def check_loss(fn: Callable, *, seed: int = 0) -> None:
             f"your function returned shape {got.shape}: expected {want.shape}, one loss per instance.",
             hint,
         )
+    _check_finite(name, got, case)
     if _close(got, want, 1e-6):
         print(f"{name}: your function passed (max difference {np.abs(got - want).max():.1e})")
         return
@@ -298,6 +401,7 @@ def _pentagon() -> torch.Tensor:
     return torch.stack([torch.cos(angles), torch.sin(angles)])  # (2, 5)
 
 
+@_checker
 def check_feature_dimensionality(fn: Callable, *, seed: int = 0) -> None:
     """Check a learner's ``fn(W) -> D``, the feature dimensionality of one model.
 
@@ -307,11 +411,16 @@ def check_feature_dimensionality(fn: Callable, *, seed: int = 0) -> None:
     (orthogonal features, an antipodal pair, a pentagon, a feature that is not learned) and on
     random weights.
 
+    Args:
+        fn: your function.
+        seed: seeds the random case, an integer from 0 to 2**63 - 1.
+
     Raises:
         AssertionError: naming the case, the values and a likely cause.
+        ValueError: for a ``fn`` that is not a function, or a bad ``seed``.
     """
     name = "check_feature_dimensionality"
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(_validate.seed(seed))
     unlearned = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], dtype=torch.float64)
     cases = [
         ("three orthogonal features", torch.eye(3, dtype=torch.float64)),
@@ -321,7 +430,9 @@ def check_feature_dimensionality(fn: Callable, *, seed: int = 0) -> None:
         ("two features and one that is not learned (a zero column)", unlearned),
     ]
     for label, W in cases:
-        got = _as_numpy(_call(name, fn, W.clone()), name, "a (feature,) tensor")
+        got = _as_numpy(
+            _call(name, label, "a (feature,) tensor", fn, W.clone()), name, "a (feature,) tensor", label
+        )
         want = metrics.feature_dimensionality(W)
         _check_shape(name, got, want.shape, f"(feature,) for {label}")
         if np.all(np.isfinite(got)) and _close(got, want, 1e-5):
@@ -345,6 +456,8 @@ def check_feature_dimensionality(fn: Callable, *, seed: int = 0) -> None:
             hint = "the sum over j includes j = i (the feature's own direction)."
         elif np.allclose(got[learned], (norms.square() / raw).numpy()[learned], rtol=1e-5, atol=1e-5):
             hint = "in the denominator use the unit vector Ŵ_i = W_i / ||W_i||, not W_i itself."
+        if hint is None:
+            _check_finite(name, got, label)
         raise _fail(
             name,
             f"for {label} your values {np.round(got, 4)} differ from the expected {np.round(want, 4)}.",
@@ -354,3 +467,735 @@ def check_feature_dimensionality(fn: Callable, *, seed: int = 0) -> None:
         f"{name}: your function passed ({len(cases)} cases: orthogonal, antipodal, pentagon, "
         "random, unlearned)"
     )
+
+
+# --------------------------------------------------------------------------- sparse autoencoders
+
+
+def _random_sae(n_inst: int, d_in: int, d_sae: int, batch: int, gen: torch.Generator):
+    W_dec = torch.randn(n_inst, d_sae, d_in, generator=gen, dtype=torch.float64)
+    W_dec = W_dec / W_dec.norm(dim=-1, keepdim=True)
+    W_enc = torch.randn(n_inst, d_in, d_sae, generator=gen, dtype=torch.float64)
+    b_enc = 0.3 * torch.randn(n_inst, d_sae, generator=gen, dtype=torch.float64)
+    b_dec = 0.3 * torch.randn(n_inst, d_in, generator=gen, dtype=torch.float64)
+    x = torch.randn(n_inst, batch, d_in, generator=gen, dtype=torch.float64)
+    return W_enc, W_dec, b_enc, b_dec, x
+
+
+def _sae_reference(W_enc, W_dec, b_enc, b_dec, x):
+    f = torch.relu(torch.einsum("ibd,ids->ibs", x - b_dec[:, None], W_enc) + b_enc[:, None])
+    return f, torch.einsum("ibs,isd->ibd", f, W_dec) + b_dec[:, None]
+
+
+@_checker
+def check_sae_forward(fn: Callable, *, seed: int = 0) -> None:
+    """Check a learner's ``fn(W_enc, W_dec, b_enc, b_dec, x) -> (f, x_hat)``, the ReLU SAE:
+    ``f = ReLU(W_enc (x - b_dec) + b_enc)``, ``x̂ = W_dec f + b_dec``.
+
+    Shapes: ``W_enc`` ``(instance, d_in, d_sae)``, ``W_dec`` ``(instance, d_sae, d_in)``,
+    ``b_enc`` ``(instance, d_sae)``, ``b_dec`` ``(instance, d_in)``, ``x`` ``(instance, batch,
+    d_in)``; ``f`` is ``(instance, batch, d_sae)`` and ``x_hat`` like ``x``.
+
+    Args:
+        fn: your function.
+        seed: seeds the random cases, an integer from 0 to 2**63 - 1.
+
+    Raises:
+        AssertionError: naming the case, the difference and the likely mistake.
+        ValueError: for a ``fn`` that is not a function, or a bad ``seed``.
+    """
+    name = "check_sae_forward"
+    gen = torch.Generator().manual_seed(_validate.seed(seed))
+    cases = [(3, 2, 5, 8), (1, 4, 3, 6), (2, 5, 20, 4)]
+    for n_inst, d_in, d_sae, batch in cases:
+        W_enc, W_dec, b_enc, b_dec, x = _random_sae(n_inst, d_in, d_sae, batch, gen)
+        case = f"d_in {d_in}, d_sae {d_sae}, {n_inst} instances"
+        out = _call(
+            name,
+            case,
+            "a pair (f, x_hat)",
+            fn,
+            W_enc.clone(),
+            W_dec.clone(),
+            b_enc.clone(),
+            b_dec.clone(),
+            x.clone(),
+        )
+        if not isinstance(out, (tuple, list)) or len(out) != 2:
+            raise _fail(
+                name, f"for {case} your function returned {type(out).__name__}: expected a pair (f, x_hat)."
+            )
+        f = _as_numpy(out[0], name, "f, an (instance, batch, d_sae) tensor", case)
+        x_hat = _as_numpy(out[1], name, "x_hat, an (instance, batch, d_in) tensor", case)
+        _check_finite(name, f, case)
+        _check_finite(name, x_hat, case)
+        _check_shape(name, f, (n_inst, batch, d_sae), f"(instance, batch, d_sae) for f, {case}")
+        _check_shape(name, x_hat, tuple(x.shape), f"(instance, batch, d_in) for x_hat, {case}")
+        want_f, want_x = (t.numpy() for t in _sae_reference(W_enc, W_dec, b_enc, b_dec, x))
+        if _close(f, want_f, 1e-6) and _close(x_hat, want_x, 1e-6):
+            continue
+        hint = "f = ReLU(W_enc (x - b_dec) + b_enc) and x_hat = W_dec f + b_dec."
+        no_centre = torch.relu(torch.einsum("ibd,ids->ibs", x, W_enc) + b_enc[:, None]).numpy()
+        if _close(f, no_centre, 1e-6):
+            hint = "subtract b_dec from x before the encoder: the encoder reads x - b_dec."
+        elif f.min() < 0:
+            hint = "f has negative entries: apply the ReLU to the pre-activations."
+        elif _close(f, want_f, 1e-6):
+            from_f = torch.einsum("ibs,isd->ibd", torch.as_tensor(want_f), W_dec).numpy()
+            if _close(x_hat, from_f, 1e-6):
+                hint = "f is right; add b_dec back after the decoder: x_hat = W_dec f + b_dec."
+            else:
+                hint = "f is right; x_hat = Σ_j f_j W_dec[j] + b_dec, i.e. torch.einsum('ibs,isd->ibd', f, W_dec)."
+        raise _fail(name, f"for {case} your f or x_hat differs from the reference.", hint)
+    print(f"{name}: your function passed ({len(cases)} cases)")
+
+
+@_checker
+def check_sae_loss(fn: Callable, *, seed: int = 0) -> None:
+    """Check a learner's ``fn(x, x_hat, f, l1_coefficient) -> loss``, one loss per instance:
+    ``mean over the batch of ||x - x̂||² + λ ||f||₁`` (squared error summed over ``d_in``, L1 norm
+    over ``d_sae``). ``x``, ``x_hat``: ``(instance, batch, d_in)``; ``f``: ``(instance, batch,
+    d_sae)``; ``l1_coefficient``: a float; the result ``(instance,)``.
+
+    Args:
+        fn: your function.
+        seed: seeds the random cases, an integer from 0 to 2**63 - 1.
+
+    Raises:
+        AssertionError: naming what differs and a likely cause.
+        ValueError: for a ``fn`` that is not a function, or a bad ``seed``.
+    """
+    name = "check_sae_loss"
+    gen = torch.Generator().manual_seed(_validate.seed(seed))
+    x = torch.randn(3, 16, 4, generator=gen, dtype=torch.float64)
+    x_hat = x + 0.3 * torch.randn(3, 16, 4, generator=gen, dtype=torch.float64)
+    f = torch.relu(torch.randn(3, 16, 6, generator=gen, dtype=torch.float64))
+    lam = 0.25
+    case = "x, x_hat (3, 16, 4), f (3, 16, 6), l1_coefficient 0.25"
+    what = "an (instance,) tensor"
+    got = _as_numpy(_call(name, case, what, fn, x.clone(), x_hat.clone(), f.clone(), lam), name, what, case)
+    _check_finite(name, got, case)
+    sq = (x - x_hat).square()
+    want = (sq.sum(-1) + lam * f.abs().sum(-1)).mean(-1).numpy()
+    if got.shape != want.shape:
+        hint = "average over the batch only: each instance is its own SAE." if got.size == 1 else None
+        raise _fail(
+            name,
+            f"your function returned shape {got.shape}: expected {want.shape}, one loss per instance.",
+            hint,
+        )
+    if _close(got, want, 1e-6):
+        print(f"{name}: your function passed (max difference {np.abs(got - want).max():.1e})")
+        return
+    hint = None
+    l1 = lam * f.sum(-1).mean(-1)
+    if _close(got, (sq.mean(-1)).mean(-1).numpy() + l1.numpy(), 1e-6):
+        hint = "sum the squared error over d_in (||x - x̂||²), do not average it."
+    elif _close(got, sq.sum(-1).mean(-1).numpy(), 1e-6):
+        hint = "add the sparsity penalty l1_coefficient * ||f||₁."
+    elif _close(got, sq.sum(-1).mean(-1).numpy() + lam * f.square().sum(-1).mean(-1).numpy(), 1e-6):
+        hint = "the penalty is the L1 norm (sum of |f|), not the sum of squares."
+    elif _close(got, (sq.sum(-1) + lam * f.sum(-1)).sum(-1).numpy(), 1e-6):
+        hint = "average over the batch instead of summing."
+    raise _fail(name, f"your losses {np.round(got, 5)} differ from the expected {np.round(want, 5)}.", hint)
+
+
+@_checker
+def check_decoder_normalisation(remove_parallel: Callable, normalise: Callable, *, seed: int = 0) -> None:
+    """Check a learner's two steps that keep decoder rows at unit norm:
+
+    - ``remove_parallel(W_dec, grad) -> grad'``: each row of the gradient minus its component
+      along the (unit) decoder row, ``g_j - (g_j · d_j) d_j``;
+    - ``normalise(W_dec) -> W_dec'``: each row divided by its norm.
+
+    Shapes ``(instance, d_sae, d_in)`` throughout.
+
+    Args:
+        remove_parallel: your first function.
+        normalise: your second function.
+        seed: seeds the random cases, an integer from 0 to 2**63 - 1.
+
+    Raises:
+        AssertionError: naming what differs and a likely cause.
+        ValueError: for an argument that is not a function, or a bad ``seed``.
+    """
+    name = "check_decoder_normalisation"
+    gen = torch.Generator().manual_seed(_validate.seed(seed))
+    W = torch.randn(2, 5, 3, generator=gen, dtype=torch.float64)
+    unit = W / W.norm(dim=-1, keepdim=True)
+    grad = torch.randn(2, 5, 3, generator=gen, dtype=torch.float64)
+    case, what = "remove_parallel on (2, 5, 3) rows", "an (instance, d_sae, d_in) tensor"
+    got = _as_numpy(_call(name, case, what, remove_parallel, unit.clone(), grad.clone()), name, what, case)
+    _check_finite(name, got, case)
+    _check_shape(name, got, tuple(grad.shape), "(instance, d_sae, d_in)")
+    want = grad - (grad * unit).sum(-1, keepdim=True) * unit
+    if not _close(got, want.numpy(), 1e-8):
+        hint = None
+        if _close(got, (grad - (grad * unit).sum(-2, keepdim=True) * unit).numpy(), 1e-8):
+            hint = "the dot product runs over d_in (the last axis): one number per decoder row."
+        elif np.allclose(np.einsum("isd,isd->is", got, unit.numpy()), 0, atol=1e-8):
+            hint = (
+                "your gradient is orthogonal to the rows but also changed otherwise: subtract only (g·d) d."
+            )
+        else:
+            hint = "subtract (g_j · d_j) d_j from each row g_j; what is left is orthogonal to d_j."
+        raise _fail(name, "remove_parallel's result differs from the expected g - (g·d) d.", hint)
+    case = "normalise on (2, 5, 3) rows"
+    got = _as_numpy(_call(name, case, what, normalise, W.clone()), name, what, case)
+    _check_finite(name, got, case)
+    _check_shape(name, got, tuple(W.shape), "(instance, d_sae, d_in)")
+    if not _close(got, unit.numpy(), 1e-8):
+        hint = None
+        if _close(got, (W / W.norm(dim=-2, keepdim=True)).numpy(), 1e-8):
+            hint = "normalise each row (over d_in, the last axis), not each column."
+        raise _fail(
+            name, "normalise's rows differ from the expected unit rows of W_dec (each row / its norm).", hint
+        )
+    print(f"{name}: your functions passed")
+
+
+@_checker
+def check_resample(fn: Callable, *, seed: int = 0) -> None:
+    """Check a learner's ``fn(W_enc, W_dec, b_enc, b_dec, x, dead, generator) -> (W_enc, W_dec,
+    b_enc)``: Anthropic's resampling of dead latents, for a ReLU SAE, one instance at a time or all.
+
+    For each instance and each latent ``j`` with ``dead[i, j]``: draw an input of ``x[i]`` with
+    probability proportional to the square of its squared reconstruction error
+    ``||x - x̂||²``; set ``W_dec[i, j]`` to the centred input ``x - b_dec`` normalised, the encoder
+    column ``W_enc[i, :, j]`` to the same direction times 0.2 times the mean norm of the live
+    latents' encoder columns, and ``b_enc[i, j] = 0``. Other latents are left alone. Shapes as in
+    `check_sae_forward`; ``dead`` is a bool ``(instance, d_sae)``; draw with ``generator``.
+
+    The checker plants inputs with known errors and checks the new directions, the scales, the
+    untouched latents, and (over 400 draws) that errors are weighted by their square.
+
+    Args:
+        fn: your function.
+        seed: seeds the random cases, an integer from 0 to 2**63 - 1.
+
+    Raises:
+        AssertionError: naming what is wrong and a likely cause.
+        ValueError: for a ``fn`` that is not a function, or a bad ``seed``.
+    """
+    name = "check_resample"
+    # Two instances, d_in 2, d_sae 3. Latent 0 reads and writes e0; latents 1, 2 are dead.
+    W_dec = torch.tensor([[1.0, 0.0], [0.6, 0.8], [-0.6, 0.8]], dtype=torch.float64).repeat(2, 1, 1)
+    W_enc = W_dec.transpose(1, 2).clone() * torch.tensor([2.0, 1.0, 1.0], dtype=torch.float64)
+    b_enc = torch.tensor([0.0, -10.0, -10.0], dtype=torch.float64).repeat(2, 1)
+    b_dec = torch.zeros(2, 2, dtype=torch.float64)
+    # inputs, each in its own direction: (0.5, 0) comes back as (1, 0) (squared error 0.25); (-1, 0) and
+    # (0, √3) come back as 0 (squared errors 1 and 3)
+    x = torch.tensor([[0.5, 0.0], [-1.0, 0.0], [0.0, 3.0**0.5]], dtype=torch.float64).repeat(2, 1, 1)
+    _, x_hat = _sae_reference(W_enc, W_dec, b_enc, b_dec, x)
+    err = (x - x_hat).square().sum(-1)  # (instance, batch)
+    dead = torch.tensor([[False, True, False], [False, False, False]])
+    gen = torch.Generator().manual_seed(_validate.seed(seed))
+    case, what = "two instances, d_in 2, d_sae 3, latent 1 of instance 0 dead", "(W_enc, W_dec, b_enc)"
+    out = _call(
+        name,
+        case,
+        what,
+        fn,
+        W_enc.clone(),
+        W_dec.clone(),
+        b_enc.clone(),
+        b_dec.clone(),
+        x.clone(),
+        dead.clone(),
+        gen,
+    )
+    if not isinstance(out, (tuple, list)) or len(out) != 3:
+        raise _fail(name, f"your function returned {type(out).__name__}: expected (W_enc, W_dec, b_enc).")
+    new_enc, new_dec, new_benc = (torch.as_tensor(_as_numpy(o, name, "a tensor", case)) for o in out)
+    if new_dec.shape != W_dec.shape or new_enc.shape != W_enc.shape or new_benc.shape != b_enc.shape:
+        raise _fail(
+            name, "your tensors changed shape: return W_enc, W_dec, b_enc with the shapes they came in."
+        )
+    alive = ~dead
+    for label, old, new, axis in (("W_dec", W_dec, new_dec, 1), ("b_enc", b_enc, new_benc, 1)):
+        if not torch.allclose(old[alive] if axis == 1 else old, new[alive]):
+            raise _fail(
+                name, f"{label} changed for latents that are not dead.", "resample only where dead is True."
+            )
+    if not torch.allclose(W_enc.transpose(1, 2)[alive], new_enc.transpose(1, 2)[alive]):
+        raise _fail(name, "W_enc changed for latents that are not dead.", "resample only where dead is True.")
+    row = new_dec[0, 1]
+    if not torch.isclose(row.norm(), torch.tensor(1.0, dtype=torch.float64)):
+        raise _fail(
+            name, f"the new decoder row has norm {row.norm():.3f}: expected 1.", "normalise x - b_dec."
+        )
+    candidates = (x[0] - b_dec[0]) / (x[0] - b_dec[0]).norm(dim=-1, keepdim=True)
+    match = [k for k in range(3) if torch.allclose(row, candidates[k], atol=1e-6)]
+    if not match:
+        raise _fail(
+            name,
+            "the new decoder row is not one of the (centred, normalised) inputs.",
+            "set W_dec[i, j] = (x[i, n] - b_dec[i]) / ||x[i, n] - b_dec[i]|| for the drawn input n.",
+        )
+    if float(err[0, match[0]]) == 0:
+        raise _fail(
+            name,
+            "you resampled on an input that the SAE already reconstructs perfectly.",
+            "draw inputs with probability proportional to the squared error, squared.",
+        )
+    live_norm = W_enc[0, :, alive[0]].norm(dim=0).mean()
+    if not torch.allclose(new_enc[0, :, 1], 0.2 * live_norm * row, atol=1e-6):
+        raise _fail(
+            name,
+            "the new encoder column is not 0.2 × (mean norm of the live encoder columns) × the new "
+            "direction.",
+            "use W_enc[i].norm(dim=0) over the latents that are not dead.",
+        )
+    if float(new_benc[0, 1]) != 0.0:
+        raise _fail(name, "the resampled latent's encoder bias is not 0.")
+    # Over many draws: P(error 3 input) = 9 / (0.0625 + 1 + 9) = 0.89 when weighted by the squared
+    # error squared (0.71 when weighted by the squared error).
+    hits = 0
+    n_draws = 400
+    for _ in range(n_draws):
+        out = _call(
+            name,
+            case,
+            what,
+            fn,
+            W_enc.clone(),
+            W_dec.clone(),
+            b_enc.clone(),
+            b_dec.clone(),
+            x.clone(),
+            dead.clone(),
+            gen,
+        )
+        d = torch.as_tensor(_as_numpy(out[1], name, "a tensor", case))[0, 1]
+        hits += bool(torch.allclose(d, candidates[2], atol=1e-6))
+    share = hits / n_draws
+    if not 0.84 <= share <= 0.96:
+        hint = (
+            "weight each input by its squared error squared, (||x - x̂||²)², as torch.multinomial's weights."
+        )
+        if 0.68 <= share <= 0.82:
+            hint = "you weighted by the squared error; Anthropic's recipe squares it once more."
+        raise _fail(
+            name,
+            f"the input with squared error 3 was drawn {share:.0%} of the time: expected 90% "
+            "(weights 1² and 3²).",
+            hint,
+        )
+    print(
+        f"{name}: your function passed (directions, scales, untouched latents, weights over {n_draws} draws)"
+    )
+
+
+# --------------------------------------------------------------------------- the opening chapters
+# Checkers of "Features" and "The geometry of superposition" (reference: toy_lib.geometry).
+
+__all__ += [
+    "check_top_feature_share",
+    "check_largest_abs_cosine",
+    "check_measure_interference",
+    "check_expected_interference",
+]
+
+
+@_checker
+def check_top_feature_share(fn: Callable) -> None:
+    """Check a learner's ``fn(W) -> share``: how monosemantic each neuron of ``h = W x`` is.
+
+    ``W`` is ``(neuron, feature)``; the result must have shape ``(neuron,)`` with
+    ``share[k] = max_i W[k, i]² / Σ_i W[k, i]²`` and 0 for a neuron whose weights are all zero.
+    Compared with `toy_lib.geometry.top_feature_share` on one-feature neurons, a rotated layer,
+    a layer with more features than neurons, negative weights and a silent neuron.
+
+    Raises:
+        AssertionError: naming the case, the values and a likely cause.
+    """
+    from . import geometry
+
+    name = "check_top_feature_share"
+    rotation = geometry.random_rotation(4, seed=1)
+    wide = torch.tensor(
+        [[0.9, -0.1, 0.3, 0.0, 0.2], [-0.8, 0.7, 0.0, 0.1, 0.0], [0.1, 0.2, -0.3, 0.4, -0.5]],
+        dtype=torch.float64,
+    )
+    silent = torch.tensor([[1.0, 0.5], [0.0, 0.0], [-0.3, 0.4]], dtype=torch.float64)
+    cases = [
+        ("one feature per neuron (the identity)", torch.eye(4, dtype=torch.float64)),
+        ("a rotated layer (4 neurons, 4 features)", rotation),
+        ("3 neurons reading 5 features, some weights negative", wide),
+        ("a neuron with no weights (row 1 is zero)", silent),
+    ]
+    for label, W in cases:
+        got = _as_numpy(
+            _call(name, label, "a (neuron,) tensor", fn, W.clone()), name, "a (neuron,) tensor", label
+        )
+        want = geometry.top_feature_share(W)
+        if got.shape != want.shape:
+            hint = "return one value per neuron, i.e. per row of W (neuron, feature)."
+            if got.shape == (W.shape[1],):
+                hint = (
+                    "you returned one value per feature (column): a neuron is a row of W (neuron, "
+                    "feature), so reduce over the feature axis (dim=1)."
+                )
+            raise _fail(
+                name, f"for {label} your function returned shape {got.shape}: expected {want.shape}.", hint
+            )
+        if np.all(np.isfinite(got)) and _close(got, want, 1e-6):
+            continue
+        sq = W.square()
+        hint = None
+        total = sq.sum(dim=1)
+        safe = torch.where(total > 0, total, torch.ones_like(total))
+        col_total = sq.sum(dim=0)
+        per_feature = (
+            sq.amax(dim=0) / torch.where(col_total > 0, col_total, torch.ones_like(col_total))
+        ).numpy()
+        if not np.all(np.isfinite(got)):
+            hint = "a neuron whose weights are all zero responds to nothing: return 0 for it instead of 0/0."
+        elif per_feature.shape == got.shape and _close(got, per_feature, 1e-6):
+            hint = (
+                "you computed one value per feature (column): a neuron is a row of W (neuron, "
+                "feature), so reduce over the feature axis (dim=1)."
+            )
+        elif _close(got, (W.abs().amax(dim=1) / W.abs().sum(dim=1).clamp_min(1e-300)).numpy(), 1e-6):
+            hint = "use squared weights, W[k, i]², not their absolute values."
+        elif _close(got, (W.amax(dim=1).square() / safe).numpy(), 1e-6):
+            hint = "the top feature is the one with the largest W[k, i]², negative weights included."
+        elif _close(got, sq.amax(dim=1).numpy(), 1e-6):
+            hint = "divide by the neuron's total squared weight, Σ_i W[k, i]²."
+        raise _fail(
+            name,
+            f"for {label} your values {np.round(got, 4)} differ from the expected {np.round(want, 4)}.",
+            hint,
+        )
+    print(f"{name}: your function passed ({len(cases)} cases: identity, rotated, wide, silent neuron)")
+
+
+@_checker
+def check_largest_abs_cosine(fn: Callable, *, seed: int = 0) -> None:
+    """Check a learner's ``fn(W) -> float``: the largest ``|cos|`` between two different
+    columns of ``W`` (``(dim, vector)``).
+
+    Compared with `toy_lib.geometry.max_abs_cosine` on orthonormal vectors (0), three
+    directions in a plane (0.5), vectors of different lengths, a pair pointing almost opposite
+    ways, and random vectors.
+
+    Args:
+        fn: your function.
+        seed: seeds the random cases, an integer from 0 to 2**63 - 1.
+
+    Raises:
+        AssertionError: naming the case, the value and a likely cause.
+        ValueError: for a bad ``seed``.
+    """
+    from . import geometry
+
+    name = "check_largest_abs_cosine"
+    gen = torch.Generator().manual_seed(_validate.seed(seed))
+    angles = torch.tensor([0.0, 2 * math.pi / 3, 4 * math.pi / 3], dtype=torch.float64)
+    cases = [
+        ("4 orthonormal vectors in 4 dimensions", torch.eye(4, dtype=torch.float64)),
+        ("three directions 120 degrees apart in a plane", torch.stack([angles.cos(), angles.sin()])),
+        (
+            "vectors of lengths 3, 0.5 and 2",
+            torch.tensor([[3.0, 0.3, 0.0], [0.0, 0.4, 1.2], [0.0, 0.0, 1.6]], dtype=torch.float64),
+        ),
+        (
+            "two vectors pointing almost opposite ways, and a third",
+            torch.tensor([[1.0, -0.95, 0.2], [0.0, 0.312, 0.98]], dtype=torch.float64),
+        ),
+        ("20 random vectors in 8 dimensions", torch.randn(8, 20, generator=gen, dtype=torch.float64)),
+    ]
+    for label, W in cases:
+        got = _as_numpy(_call(name, label, "a number", fn, W.clone()), name, "a number", label)
+        if got.size != 1:
+            raise _fail(
+                name,
+                f"for {label} your function returned {got.size} numbers (shape {got.shape}): expected one.",
+                "take the largest |cos| over every pair i != j.",
+            )
+        got = float(got.reshape(()))
+        want = float(geometry.max_abs_cosine(W))
+        if abs(got - want) <= 1e-6:
+            continue
+        unit = W / W.norm(dim=0)
+        cos = unit.T @ unit
+        off = ~torch.eye(W.shape[1], dtype=torch.bool)
+        raw = W.T @ W
+        rows = W / W.norm(dim=1, keepdim=True)
+        hint = None
+        if abs(got - 1.0) <= 1e-6:
+            hint = "every vector has cosine 1 with itself: leave out the diagonal i = j."
+        elif abs(got - float(cos[off].max())) <= 1e-6:
+            hint = "take the absolute value: cos = -0.9 is as far from orthogonal as +0.9."
+        elif abs(got - float(raw[off].abs().max())) <= 1e-6:
+            hint = "divide the dot products by the lengths: cos_ij = W_i . W_j / (|W_i| |W_j|)."
+        elif (
+            W.shape[0] > 1
+            and abs(
+                got
+                - float((rows @ rows.T).abs().masked_fill(torch.eye(W.shape[0], dtype=torch.bool), 0).max())
+            )
+            <= 1e-6
+        ):
+            hint = "the vectors are the columns of W (dim, vector), not its rows."
+        raise _fail(name, f"for {label} your function returned {got:.4f}: expected {want:.4f}.", hint)
+    print(f"{name}: your function passed ({len(cases)} cases)")
+
+
+@_checker
+def check_measure_interference(fn: Callable, *, seed: int = 0) -> None:
+    """Check a learner's ``fn(W, x) -> interference``: the part of each feature's read-out
+    ``W_i · (W x)`` that the *other* features put there.
+
+    ``W`` is ``(hidden, feature)``, ``x`` is ``(batch, feature)``; the result must be
+    ``(batch, feature)`` with ``[b, i] = Σ_{j≠i} (W_i · W_j) x[b, j]``. Compared with
+    `toy_lib.geometry.interference` on three directions in a plane, arrows of different
+    lengths, and a random layer with sparse inputs.
+
+    Args:
+        fn: your function.
+        seed: seeds the random cases, an integer from 0 to 2**63 - 1.
+
+    Raises:
+        AssertionError: naming the case, the size of the difference and a likely cause.
+        ValueError: for a bad ``seed``.
+    """
+    from . import geometry
+
+    name = "check_measure_interference"
+    gen = torch.Generator().manual_seed(_validate.seed(seed))
+    angles = torch.tensor([0.0, 2 * math.pi / 3, 4 * math.pi / 3], dtype=torch.float64)
+    three = torch.stack([angles.cos(), angles.sin()])  # (2, 3)
+    prob = torch.full((1, 6), 0.4, dtype=torch.float64)
+    cases = [
+        (
+            "three unit directions in a plane, feature 0 alone and features 0 and 1",
+            three,
+            torch.tensor([[1.0, 0.0, 0.0], [1.0, 1.0, 0.0]], dtype=torch.float64),
+        ),
+        (
+            "the same directions with lengths 1.5, 1 and 0.5",
+            three * torch.tensor([1.5, 1.0, 0.5], dtype=torch.float64),
+            torch.tensor([[0.7, 0.0, 0.2], [0.0, 1.0, 0.0], [0.3, 0.4, 0.9]], dtype=torch.float64),
+        ),
+        (
+            "a random layer (3 hidden, 6 features) and 8 sparse inputs",
+            torch.randn(3, 6, generator=gen, dtype=torch.float64),
+            generate_batch(prob, 8, generator=gen)[0],
+        ),
+    ]
+    worst = 0.0
+    for label, W, x in cases:
+        case = f"{label}: W {tuple(W.shape)}, x {tuple(x.shape)}"
+        hint = "W is (hidden, feature) and x is (batch, feature): W x for a batch is x @ W.T."
+        got = _as_numpy(
+            _call(name, case, "a (batch, feature) tensor", fn, W.clone(), x.clone(), hint=hint),
+            name,
+            "a (batch, feature) tensor",
+            case,
+        )
+        want = geometry.interference(W, x).numpy()
+        if got.shape != want.shape:
+            raise _fail(
+                name,
+                f"for {case} your function returned shape {got.shape}: expected {want.shape}, that is "
+                "(batch, feature): one interference per input and feature.",
+                "do not sum or average over features or inputs: return each feature's interference.",
+            )
+        if _close(got, want, 1e-6):
+            worst = max(worst, float(np.abs(got - want).max()))
+            continue
+        gram = W.T @ W
+        readout = (x @ gram).numpy()
+        unit = W / W.norm(dim=0)
+        cos = unit.T @ unit
+        diff = float(np.abs(got - want).max())
+        hint = None
+        if _close(got, readout, 1e-6):
+            hint = (
+                "that is the whole read-out W_i . (W x), the feature's own term ||W_i||² x_i included: "
+                "leave out j = i (zero the diagonal of WᵀW)."
+            )
+        elif _close(got, readout - x.numpy(), 1e-6):
+            hint = (
+                "that is the whole reconstruction error WᵀWx - x, which also holds the feature's own "
+                "error (||W_i||² - 1) x_i: keep only the terms of the other features, j != i."
+            )
+        elif _close(got, (x @ (cos - torch.eye(cos.shape[0], dtype=cos.dtype))).numpy(), 1e-6):
+            hint = (
+                "use the dot products W_i . W_j, not cosines: interference grows with both arrows' lengths."
+            )
+        elif _close(got, -want, 1e-6):
+            hint = "the sign is flipped: interference is what the other features add, Σ_j≠i (W_i . W_j) x_j."
+        elif _close(got, want**2, 1e-6):
+            hint = "return the interference itself, not its square."
+        raise _fail(name, f"for {case} your output differs from the expected one by up to {diff:.3g}.", hint)
+    print(f"{name}: your function passed ({len(cases)} cases, max difference {worst:.1e})")
+
+
+@_checker
+def check_expected_interference(fn: Callable) -> None:
+    """Check a learner's ``fn(cos, sparsity_i, sparsity_j) -> float``: the expected squared
+    interference that feature ``j`` leaves in feature ``i``'s read-out when leaks into inactive
+    features are clipped, ``cos² (1 - S_i)(1 - S_j) / 3`` (values uniform on [0, 1]).
+
+    Compared with `toy_lib.geometry.expected_interference` on several cosines and sparsities.
+
+    Raises:
+        AssertionError: naming the case, the value and a likely cause.
+    """
+    from . import geometry
+
+    name = "check_expected_interference"
+    cases = [(0.5, 0.0, 0.0), (0.3, 0.9, 0.9), (-0.6, 0.5, 0.8), (0.81, 0.99, 0.7), (0.0, 0.2, 0.3)]
+    for c, s_i, s_j in cases:
+        label = f"cos = {c}, S_i = {s_i}, S_j = {s_j}"
+        got = _as_numpy(_call(name, label, "a number", fn, c, s_i, s_j), name, "a number", label)
+        if got.size != 1:
+            raise _fail(name, f"for {label} your function returned shape {got.shape}: expected one number.")
+        got = float(got.reshape(()))
+        want = geometry.expected_interference(c, s_i, s_j)
+        if math.isclose(got, want, rel_tol=1e-6, abs_tol=1e-12):
+            continue
+        p_i, p_j = 1 - s_i, 1 - s_j
+        hint = None
+        if math.isclose(got, c * c * p_j / 3, rel_tol=1e-6, abs_tol=1e-12):
+            hint = (
+                "with leaks into inactive features clipped, only inputs where both features are "
+                "active count: multiply by P(feature i active) = 1 - S_i too."
+            )
+        elif math.isclose(got, c * c * s_i * s_j / 3, rel_tol=1e-6, abs_tol=1e-12):
+            hint = "S is the probability that a feature is zero: it is active with probability 1 - S."
+        elif math.isclose(got, abs(c) * p_i * p_j / 3, rel_tol=1e-6, abs_tol=1e-12) or math.isclose(
+            got, c * p_i * p_j / 3, rel_tol=1e-6, abs_tol=1e-12
+        ):
+            hint = "the cost is a square, (cos · x_j)²: use cos², not cos."
+        elif math.isclose(got, c * c * p_i * p_j, rel_tol=1e-6, abs_tol=1e-12) or math.isclose(
+            got, c * c * p_i * p_j / 4, rel_tol=1e-6, abs_tol=1e-12
+        ):
+            hint = "an active value x is uniform on [0, 1], so E[x²] = ∫ x² dx = 1/3."
+        raise _fail(name, f"for {label} your function returned {got:.6g}: expected {want:.6g}.", hint)
+    print(f"{name}: your function passed ({len(cases)} cases)")
+
+
+# --------------------------------------------------------------------------- analyze_superposition
+
+#: The mean |cos| between the directions of a regular pentagon's five features:
+#: (2 cos 72° + 2 |cos 144°|) / 4.
+PENTAGON_MEAN_COS = (2 * math.cos(math.radians(72)) + 2 * abs(math.cos(math.radians(144)))) / 4
+#: The settings `check_analyze_superposition` tries: (n_features, n_hidden, sparsity), what the
+#: trained model must look like, and the mean |cos| expected with its tolerance.
+ANALYZE_CASES = (
+    ((3, 3, 0.0), "dense features, as many dimensions as features: three orthogonal directions", 0.0, 0.1),
+    ((5, 2, 0.99), "sparse features, five in a plane: a regular pentagon", PENTAGON_MEAN_COS, 0.06),
+)
+
+
+@_checker
+def check_analyze_superposition(fn: Callable, *, steps: int = 2_000) -> None:
+    """Check a learner's ``fn(n_features, n_hidden, sparsity, steps) -> (figure, mean_cos)``.
+
+    The function trains a toy model (importance ``0.9**i``), draws its geometry and returns the
+    matplotlib figure and the mean ``|cos|`` between the directions of the represented features
+    (``||W_i|| > 0.5``), over pairs of different features. The checker calls it on the
+    settings of `ANALYZE_CASES` with ``steps`` training steps each (about a second on a laptop
+    CPU): a dense setting where every feature gets its own direction (mean ``|cos|`` near 0)
+    and a sparse one that forms a regular pentagon (`PENTAGON_MEAN_COS`, about 0.56). It checks
+    that a figure with something drawn on it comes back, and the number. The figures are
+    closed afterwards.
+
+    Raises:
+        AssertionError: naming the setting, what came back and a likely cause.
+    """
+    import matplotlib.pyplot as plt
+
+    name = "check_analyze_superposition"
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise ValueError(f"steps={steps!r}: expected a positive integer")
+    signature = "analyze_superposition(n_features, n_hidden, sparsity, steps=3_000)"
+    seen: list = []
+    try:
+        _check_analyze_cases(name, fn, steps, signature, seen)
+    finally:  # the learner's figures, passed or not, are not left open
+        for fig in seen:
+            plt.close(fig)
+    print(
+        f"{name}: your function passed (a dense setting gives mean |cos| near 0, a sparse one "
+        f"the pentagon's {PENTAGON_MEAN_COS:.2f}; {steps} steps each)"
+    )
+
+
+def _check_analyze_cases(name: str, fn: Callable, steps: int, signature: str, seen: list) -> None:
+    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
+
+    for args, what, expected, tol in ANALYZE_CASES:
+        case = f"analyze_superposition{(*args, steps)!r} ({what})"
+        hint = (
+            f"if the error is about the arguments, keep the signature {signature}: the checker "
+            "passes steps as the fourth argument; otherwise the traceback shows the line that raised it."
+        )
+        out = _call(name, case, "a pair (figure, mean_cos)", fn, *args, steps, hint=hint)
+        if isinstance(out, Figure):
+            plt.close(out)
+            raise _fail(name, f"{case} returned only a figure.", "return two things: (figure, mean_cos).")
+        if not isinstance(out, (tuple, list)) or len(out) != 2:
+            raise _fail(
+                name,
+                f"{case} returned {type(out).__name__}: expected a pair (figure, mean_cos).",
+                "did you forget the `return` statement?" if out is None else None,
+            )
+        fig, mean_cos = out
+        if isinstance(mean_cos, Figure) and not isinstance(fig, Figure):
+            plt.close(mean_cos)
+            raise _fail(
+                name, f"{case} returned (number, figure).", "return them in the order (figure, mean_cos)."
+            )
+        if not isinstance(fig, Figure):
+            raise _fail(
+                name,
+                f"{case} returned {type(fig).__name__} as its figure: expected a matplotlib Figure.",
+                "plots.feature_arrows and plots.wtw_and_norms return one; return it.",
+            )
+        seen.append(fig)
+        drawn = any(ax.lines or ax.images or ax.patches or ax.collections for ax in fig.axes)
+        if not drawn:
+            raise _fail(name, f"{case}: the figure you returned has nothing drawn on it.")
+        try:
+            value = float(mean_cos.item() if isinstance(mean_cos, torch.Tensor) else mean_cos)
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise _fail(
+                name, f"{case} returned {type(mean_cos).__name__} as mean_cos: expected one number."
+            ) from err
+        if not math.isfinite(value):
+            raise _fail(
+                name,
+                f"{case} returned mean_cos = {value}.",
+                "a feature with norm 0 has no direction: keep only the represented features "
+                "(metrics.represented) before dividing by the norms.",
+            )
+        if abs(value - expected) <= tol:
+            continue
+        hint = None
+        if value < 0:
+            hint = "cosines of features on opposite sides are negative: average |cos|, not cos."
+        elif args == (3, 3, 0.0) and 0.25 < value < 0.45:
+            hint = (
+                "three orthogonal features give 3 ones on the diagonal of the cosine matrix and 0 "
+                "elsewhere: average over pairs of different features only (leave out i = j)."
+            )
+        elif args == (5, 2, 0.99) and abs(value - (5 + 20 * expected) / 25) < 0.03:
+            hint = "average over pairs of different features only: leave out the diagonal (i = j)."
+        elif args == (5, 2, 0.99) and value > expected + tol:
+            hint = (
+                "divide each column by its norm first: the cosine is Ŵ_i · Ŵ_j, not the dot "
+                "product W_i · W_j (the pentagon's arrows are longer than 1)."
+            )
+        raise _fail(
+            name,
+            f"{case} gave mean |cos| = {value:.3f}: expected {expected:.2f} ± {tol:.2f}.",
+            hint,
+        )
+
+
+__all__ += ["check_analyze_superposition"]

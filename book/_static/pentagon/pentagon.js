@@ -10,7 +10,8 @@
  * trained with Adam (PyTorch's defaults: betas 0.9, 0.999, eps 1e-8) from Xavier-normal
  * weights and zero bias. Plain JavaScript: no framework, no build step, no network request.
  * Training runs in short slices inside requestAnimationFrame, so the page stays responsive
- * (a Web Worker would be refused on pages opened straight from disk, file://).
+ * (a Web Worker would be refused on pages opened straight from disk, file://). The seeded
+ * generator, Adam and the pacing are shared with the SAE widget: book/_static/widget_kit/.
  *
  * Jupyter Book adds every .js file under book/_static to every page; this script does nothing
  * on a page without a <div class="pentagon-widget"> element.
@@ -27,549 +28,399 @@
 (function (root) {
   "use strict";
 
-  var N_FEATURES = 5;
-  var N_HIDDEN = 2;
-  // The browser recipe: smaller batches and a larger learning rate than toy_lib's default
-  // (batch 1024, lr 1e-3, 10,000 steps), so the pentagon forms in seconds instead of minutes.
-  var RECIPE = {
-    batchSize: 256,
-    lr: 0.01,
-    stepsPerSecond: 600, // training speed, independent of the screen's frame rate
-    slowMotion: 0.1, // the "slow motion" box trains at this fraction of that speed
-    maxSteps: 10000, // then the widget stops, like toy_lib's 10,000 steps
-    frameBudgetMs: 12, // never train for longer than this inside one animation frame
-    lossWindow: 100 // the displayed loss is the mean over this many recent batches
-  };
-  var ADAM = { beta1: 0.9, beta2: 0.999, eps: 1e-8 };
-  // Okabe-Ito colours (distinguishable with the common colour-vision deficiencies).
-  var COLOURS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00"];
-  var VIEW = 1.45; // the plot shows [-VIEW, VIEW]^2 of the hidden plane
-
-  // ---------------------------------------------------------------- random numbers
-
-  /** mulberry32: a small seeded generator of uniform numbers in [0, 1). */
-  function mulberry32(seed) {
-    var a = seed >>> 0;
-    return function () {
-      a = (a + 0x6d2b79f5) >>> 0;
-      var t = a;
-      t = Math.imul(t ^ (t >>> 15), t | 1);
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  function define(kit) {
+    var N_FEATURES = 5;
+    var N_HIDDEN = 2;
+    // The browser recipe: smaller batches and a larger learning rate than toy_lib's default
+    // (batch 1024, lr 1e-3, 10,000 steps), so the pentagon forms in seconds instead of minutes.
+    var RECIPE = {
+      batchSize: 256,
+      lr: 0.01,
+      stepsPerSecond: 600, // training speed, independent of the screen's frame rate
+      slowMotion: 0.1, // the "slow motion" box trains at this fraction of that speed
+      maxSteps: 10000, // then the widget stops, like toy_lib's 10,000 steps
+      frameBudgetMs: 12, // never train for longer than this inside one animation frame
+      lossWindow: 100 // the displayed loss is the mean over this many recent batches
     };
-  }
+    // Okabe-Ito colours (distinguishable with the common colour-vision deficiencies).
+    var COLOURS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00"];
+    var VIEW = 1.45; // the plot shows [-VIEW, VIEW]^2 of the hidden plane
 
-  /** A standard normal sample (Box-Muller) from a uniform generator. */
-  function gaussian(rng) {
-    var u1 = 1 - rng(); // in (0, 1]: log is finite
-    var u2 = rng();
-    return Math.sqrt(-2 * Math.log(u1)) * Math.cos(2 * Math.PI * u2);
-  }
+    var mulberry32 = kit.mulberry32;
+    var gaussian = kit.gaussian;
+    var adamUpdate = kit.adamUpdate;
 
-  // ---------------------------------------------------------------- shapes
+    // ---------------------------------------------------------------- shapes
 
-  function fail(msg) {
-    throw new Error("PentagonTrainer: " + msg);
-  }
-
-  function checkMatrix(name, A, rows, cols) {
-    if (!Array.isArray(A) || (rows !== null && A.length !== rows)) {
-      fail(name + " must be an array of " + (rows === null ? "rows" : rows + " rows"));
+    function fail(msg) {
+      throw new Error("PentagonTrainer: " + msg);
     }
-    for (var r = 0; r < A.length; r++) {
-      if (!Array.isArray(A[r]) && !ArrayBuffer.isView(A[r])) fail(name + "[" + r + "] is not an array");
-      if (A[r].length !== cols) {
-        fail(name + "[" + r + "] has length " + A[r].length + ": expected " + cols);
+
+    function checkMatrix(name, A, rows, cols) {
+      kit.checkMatrix(fail, name, A, rows, cols);
+    }
+
+    /** Check the shapes of W (hidden, feature), b (feature,), x (batch, feature), importance. */
+    function shapes(W, b, x, importance) {
+      if (!Array.isArray(W) || W.length === 0) fail("W must be a non-empty (hidden, feature) array");
+      var n = W[0].length;
+      checkMatrix("W", W, W.length, n);
+      if (!b || b.length !== n) fail("b must have length " + n + " (one entry per feature)");
+      if (x !== undefined) checkMatrix("x", x, null, n);
+      if (importance !== undefined && (!importance || importance.length !== n)) {
+        fail("importance must have length " + n + " (one entry per feature)");
       }
+      return { m: W.length, n: n };
     }
-  }
 
-  /** Check the shapes of W (hidden, feature), b (feature,), x (batch, feature), importance. */
-  function shapes(W, b, x, importance) {
-    if (!Array.isArray(W) || W.length === 0) fail("W must be a non-empty (hidden, feature) array");
-    var n = W[0].length;
-    checkMatrix("W", W, W.length, n);
-    if (!b || b.length !== n) fail("b must have length " + n + " (one entry per feature)");
-    if (x !== undefined) checkMatrix("x", x, null, n);
-    if (importance !== undefined && (!importance || importance.length !== n)) {
-      fail("importance must have length " + n + " (one entry per feature)");
-    }
-    return { m: W.length, n: n };
-  }
+    var flatten = kit.flatten;
+    var unflatten = kit.unflatten;
 
-  function flatten(A, m, n) {
-    var out = new Float64Array(m * n);
-    for (var r = 0; r < m; r++) for (var c = 0; c < n; c++) out[r * n + c] = +A[r][c];
-    return out;
-  }
+    // ---------------------------------------------------------------- the model (flat arrays)
 
-  function unflatten(flat, m, n) {
-    var out = [];
-    for (var r = 0; r < m; r++) out.push(Array.prototype.slice.call(flat, r * n, (r + 1) * n));
-    return out;
-  }
-
-  // ---------------------------------------------------------------- the model (flat arrays)
-
-  /*
-   * One pass over a batch: the loss, and (when gW, gb are given) the gradient of the loss
-   * accumulated into gW (m*n, row-major (hidden, feature)) and gb (n).
-   *
-   *   h = W x,  o = W^T h + b,  x' = ReLU(o),  L = 1/(B n) sum_{batch, f} I_f (x'_f - x_f)^2
-   *   dL/do_f = 2/(B n) I_f (x'_f - x_f) [o_f > 0]      (PyTorch's ReLU has gradient 0 at 0)
-   *   dL/dW[k, f] = sum_batch dL/do_f h_k + (sum_g dL/do_g W[k, g]) x_f   (W is used twice)
-   *   dL/db_f = sum_batch dL/do_f
-   */
-  function batchPass(W, b, xs, B, m, n, imp, gW, gb, out) {
-    var h = new Float64Array(m);
-    var g = new Float64Array(m);
-    var total = 0;
-    var scale = 2 / (B * n);
-    for (var s = 0; s < B; s++) {
-      var row = s * n;
-      var k, f;
-      for (k = 0; k < m; k++) {
-        var acc = 0;
-        for (f = 0; f < n; f++) acc += W[k * n + f] * xs[row + f];
-        h[k] = acc;
-        g[k] = 0;
-      }
-      for (f = 0; f < n; f++) {
-        var o = b[f];
-        for (k = 0; k < m; k++) o += W[k * n + f] * h[k];
-        var y = o > 0 ? o : 0;
-        if (out) out[row + f] = y;
-        var e = y - xs[row + f];
-        total += imp[f] * e * e;
-        if (gW && o > 0) {
-          var d = scale * imp[f] * e;
-          gb[f] += d;
-          for (k = 0; k < m; k++) {
-            gW[k * n + f] += d * h[k];
-            g[k] += d * W[k * n + f];
+    /*
+     * One pass over a batch: the loss, and (when gW, gb are given) the gradient of the loss
+     * accumulated into gW (m*n, row-major (hidden, feature)) and gb (n).
+     *
+     *   h = W x,  o = W^T h + b,  x' = ReLU(o),  L = 1/(B n) sum_{batch, f} I_f (x'_f - x_f)^2
+     *   dL/do_f = 2/(B n) I_f (x'_f - x_f) [o_f > 0]      (PyTorch's ReLU has gradient 0 at 0)
+     *   dL/dW[k, f] = sum_batch dL/do_f h_k + (sum_g dL/do_g W[k, g]) x_f   (W is used twice)
+     *   dL/db_f = sum_batch dL/do_f
+     */
+    function batchPass(W, b, xs, B, m, n, imp, gW, gb, out) {
+      var h = new Float64Array(m);
+      var g = new Float64Array(m);
+      var total = 0;
+      var scale = 2 / (B * n);
+      for (var s = 0; s < B; s++) {
+        var row = s * n;
+        var k, f;
+        for (k = 0; k < m; k++) {
+          var acc = 0;
+          for (f = 0; f < n; f++) acc += W[k * n + f] * xs[row + f];
+          h[k] = acc;
+          g[k] = 0;
+        }
+        for (f = 0; f < n; f++) {
+          var o = b[f];
+          for (k = 0; k < m; k++) o += W[k * n + f] * h[k];
+          var y = o > 0 ? o : 0;
+          if (out) out[row + f] = y;
+          var e = y - xs[row + f];
+          total += imp[f] * e * e;
+          if (gW && o > 0) {
+            var d = scale * imp[f] * e;
+            gb[f] += d;
+            for (k = 0; k < m; k++) {
+              gW[k * n + f] += d * h[k];
+              g[k] += d * W[k * n + f];
+            }
+          }
+        }
+        if (gW) {
+          for (f = 0; f < n; f++) {
+            var xf = xs[row + f];
+            if (xf !== 0) for (k = 0; k < m; k++) gW[k * n + f] += g[k] * xf;
           }
         }
       }
-      if (gW) {
-        for (f = 0; f < n; f++) {
-          var xf = xs[row + f];
-          if (xf !== 0) for (k = 0; k < m; k++) gW[k * n + f] += g[k] * xf;
-        }
-      }
+      return total / (B * n);
     }
-    return total / (B * n);
-  }
 
-  /** One Adam step (PyTorch's torch.optim.Adam, no weight decay) on a flat parameter. */
-  function adamUpdate(P, G, M1, M2, t, lr) {
-    var c1 = 1 - Math.pow(ADAM.beta1, t);
-    var c2 = 1 - Math.pow(ADAM.beta2, t);
-    for (var i = 0; i < P.length; i++) {
-      M1[i] = ADAM.beta1 * M1[i] + (1 - ADAM.beta1) * G[i];
-      M2[i] = ADAM.beta2 * M2[i] + (1 - ADAM.beta2) * G[i] * G[i];
-      P[i] -= (lr * (M1[i] / c1)) / (Math.sqrt(M2[i] / c2) + ADAM.eps);
+    // ---------------------------------------------------------------- pure functions (nested arrays)
+
+    /** x' = ReLU(W^T W x + b) for a batch x of shape (batch, feature). */
+    function forward(W, b, x) {
+      var s = shapes(W, b, x);
+      var out = new Float64Array(x.length * s.n);
+      var ones = new Float64Array(s.n);
+      batchPass(flatten(W, s.m, s.n), Float64Array.from(b), flatten(x, x.length, s.n), x.length,
+        s.m, s.n, ones, null, null, out);
+      return unflatten(out, x.length, s.n);
     }
-  }
 
-  // ---------------------------------------------------------------- pure functions (nested arrays)
+    /** Mean over batch and features of importance_f (x_f - x'_f)^2, as in toy_lib. */
+    function loss(W, b, x, importance) {
+      var s = shapes(W, b, x, importance);
+      return batchPass(flatten(W, s.m, s.n), Float64Array.from(b), flatten(x, x.length, s.n),
+        x.length, s.m, s.n, Float64Array.from(importance), null, null, null);
+    }
 
-  /** x' = ReLU(W^T W x + b) for a batch x of shape (batch, feature). */
-  function forward(W, b, x) {
-    var s = shapes(W, b, x);
-    var out = new Float64Array(x.length * s.n);
-    var ones = new Float64Array(s.n);
-    batchPass(flatten(W, s.m, s.n), Float64Array.from(b), flatten(x, x.length, s.n), x.length,
-      s.m, s.n, ones, null, null, out);
-    return unflatten(out, x.length, s.n);
-  }
-
-  /** Mean over batch and features of importance_f (x_f - x'_f)^2, as in toy_lib. */
-  function loss(W, b, x, importance) {
-    var s = shapes(W, b, x, importance);
-    return batchPass(flatten(W, s.m, s.n), Float64Array.from(b), flatten(x, x.length, s.n),
-      x.length, s.m, s.n, Float64Array.from(importance), null, null, null);
-  }
-
-  /** The gradient of `loss` with respect to W and b, computed by the code training uses. */
-  function gradient(W, b, x, importance) {
-    var s = shapes(W, b, x, importance);
-    var gW = new Float64Array(s.m * s.n);
-    var gb = new Float64Array(s.n);
-    var L = batchPass(flatten(W, s.m, s.n), Float64Array.from(b), flatten(x, x.length, s.n),
-      x.length, s.m, s.n, Float64Array.from(importance), gW, gb, null);
-    return { W: unflatten(gW, s.m, s.n), b: Array.from(gb), loss: L };
-  }
-
-  /** Adam steps from (W, b) on the given batches; returns the new {W, b} and each step's loss. */
-  function adamTrain(W, b, batches, importance, lr) {
-    var s = shapes(W, b, undefined, importance);
-    var Wf = flatten(W, s.m, s.n);
-    var bf = Float64Array.from(b);
-    var opt = { mW: new Float64Array(Wf.length), vW: new Float64Array(Wf.length),
-      mb: new Float64Array(s.n), vb: new Float64Array(s.n) };
-    var imp = Float64Array.from(importance);
-    var losses = [];
-    for (var t = 1; t <= batches.length; t++) {
-      var x = batches[t - 1];
-      checkMatrix("batches[" + (t - 1) + "]", x, null, s.n);
-      var gW = new Float64Array(Wf.length);
+    /** The gradient of `loss` with respect to W and b, computed by the code training uses. */
+    function gradient(W, b, x, importance) {
+      var s = shapes(W, b, x, importance);
+      var gW = new Float64Array(s.m * s.n);
       var gb = new Float64Array(s.n);
-      losses.push(batchPass(Wf, bf, flatten(x, x.length, s.n), x.length, s.m, s.n, imp, gW, gb, null));
-      adamUpdate(Wf, gW, opt.mW, opt.vW, t, lr);
-      adamUpdate(bf, gb, opt.mb, opt.vb, t, lr);
-    }
-    return { W: unflatten(Wf, s.m, s.n), b: Array.from(bf), losses: losses };
-  }
-
-  // ---------------------------------------------------------------- the trainer (no DOM)
-
-  function clampSparsity(v) {
-    v = +v;
-    if (!isFinite(v)) fail("sparsity must be a number in [0, 0.99], got " + v);
-    return Math.min(0.99, Math.max(0, v));
-  }
-
-  function clampDecay(v) {
-    v = +v;
-    if (!isFinite(v)) fail("decay must be a number in (0, 1], got " + v);
-    return Math.min(1, Math.max(0.01, v));
-  }
-
-  /** A 5 -> 2 toy model being trained: `new Trainer({sparsity, decay, seed})`. */
-  function Trainer(opts) {
-    opts = opts || {};
-    this.sparsity = clampSparsity(opts.sparsity === undefined ? 0.9 : opts.sparsity);
-    this.decay = clampDecay(opts.decay === undefined ? 1 : opts.decay);
-    this.seed = (opts.seed === undefined ? 1 : +opts.seed) >>> 0;
-    this.batchSize = opts.batchSize || RECIPE.batchSize;
-    this.lr = opts.lr || RECIPE.lr;
-    var m = N_HIDDEN;
-    var n = N_FEATURES;
-    this.importance = new Float64Array(n);
-    for (var f = 0; f < n; f++) this.importance[f] = Math.pow(this.decay, f);
-    // One stream of random numbers per run: first the initial weights, then the batches.
-    this.rng = mulberry32(this.seed);
-    var std = Math.sqrt(2 / (m + n)); // Xavier-normal, as toy_lib.init_weights
-    this.Wf = new Float64Array(m * n);
-    for (var i = 0; i < m * n; i++) this.Wf[i] = std * gaussian(this.rng);
-    this.bf = new Float64Array(n);
-    this.mW = new Float64Array(m * n);
-    this.vW = new Float64Array(m * n);
-    this.mb = new Float64Array(n);
-    this.vb = new Float64Array(n);
-    this.gW = new Float64Array(m * n);
-    this.gb = new Float64Array(n);
-    this.xs = new Float64Array(this.batchSize * n);
-    this.step = 0;
-    this.lastLoss = NaN;
-    this.recent = [];
-    this.recentSum = 0;
-  }
-
-  /** One training step on a fresh batch; returns that batch's loss (before the update). */
-  Trainer.prototype.trainStep = function () {
-    var n = N_FEATURES;
-    var p = 1 - this.sparsity;
-    var xs = this.xs;
-    var rng = this.rng;
-    for (var i = 0; i < xs.length; i++) xs[i] = rng() < p ? rng() : 0;
-    this.gW.fill(0);
-    this.gb.fill(0);
-    var L = batchPass(this.Wf, this.bf, xs, this.batchSize, N_HIDDEN, n, this.importance,
-      this.gW, this.gb, null);
-    this.step += 1;
-    adamUpdate(this.Wf, this.gW, this.mW, this.vW, this.step, this.lr);
-    adamUpdate(this.bf, this.gb, this.mb, this.vb, this.step, this.lr);
-    this.lastLoss = L;
-    this.recent.push(L);
-    this.recentSum += L;
-    if (this.recent.length > RECIPE.lossWindow) this.recentSum -= this.recent.shift();
-    return L;
-  };
-
-  /** Mean loss over the last RECIPE.lossWindow batches (NaN before the first step). */
-  Trainer.prototype.meanLoss = function () {
-    return this.recent.length ? this.recentSum / this.recent.length : NaN;
-  };
-
-  Trainer.prototype.weights = function () {
-    return unflatten(this.Wf, N_HIDDEN, N_FEATURES);
-  };
-
-  // ---------------------------------------------------------------- the widget (DOM + SVG)
-
-  var SVG_NS = "http://www.w3.org/2000/svg";
-
-  function el(tag, attrs, parent, ns) {
-    var node = ns ? document.createElementNS(ns, tag) : document.createElement(tag);
-    for (var key in attrs) {
-      if (Object.prototype.hasOwnProperty.call(attrs, key)) node.setAttribute(key, attrs[key]);
-    }
-    if (parent) parent.appendChild(node);
-    return node;
-  }
-
-  function svg(tag, attrs, parent) {
-    return el(tag, attrs, parent, SVG_NS);
-  }
-
-  function fmt(v, digits) {
-    return (+v).toFixed(digits);
-  }
-
-  var uid = 0;
-
-  /** Build the widget inside `root`; returns the controller stored as root.pentagon. */
-  function Widget(root) {
-    uid += 1;
-    var id = "pentagon-" + uid;
-    var self = this;
-    this.root = root;
-    this.userPaused = false;
-    this.visible = typeof IntersectionObserver === "undefined"; // no observer: always "visible"
-    this.lastTime = null;
-    this.budgetSteps = 0;
-
-    root.classList.add("pentagon-ready");
-    root.setAttribute("role", "group");
-    root.setAttribute("aria-label", "Live trainer of the 5 to 2 toy model");
-
-    var plotBox = el("div", { class: "pentagon-plot" }, root);
-    var s = el("svg", { viewBox: -VIEW + " " + -VIEW + " " + 2 * VIEW + " " + 2 * VIEW,
-      role: "img", "aria-label": "The five feature directions W_i as arrows in the hidden plane" },
-    plotBox, SVG_NS);
-    svg("circle", { cx: 0, cy: 0, r: 1, class: "pentagon-unit" }, s);
-    svg("line", { x1: -VIEW, y1: 0, x2: VIEW, y2: 0, class: "pentagon-axis" }, s);
-    svg("line", { x1: 0, y1: -VIEW, x2: 0, y2: VIEW, class: "pentagon-axis" }, s);
-    this.arrows = [];
-    for (var f = 0; f < N_FEATURES; f++) {
-      var g = svg("g", { class: "pentagon-arrow", "data-feature": f }, s);
-      var line = svg("line", { x1: 0, y1: 0, x2: 0, y2: 0, stroke: COLOURS[f] }, g);
-      var dot = svg("circle", { r: 0.045, fill: COLOURS[f] }, g);
-      var label = svg("text", { "font-size": 0.13, fill: COLOURS[f], "text-anchor": "middle",
-        "dominant-baseline": "central" }, g);
-      label.textContent = String(f);
-      this.arrows.push({ line: line, dot: dot, label: label });
+      var L = batchPass(flatten(W, s.m, s.n), Float64Array.from(b), flatten(x, x.length, s.n),
+        x.length, s.m, s.n, Float64Array.from(importance), gW, gb, null);
+      return { W: unflatten(gW, s.m, s.n), b: Array.from(gb), loss: L };
     }
 
-    var panel = el("div", { class: "pentagon-panel" }, root);
-    var readout = el("div", { class: "pentagon-readout" }, panel);
-    this.stepText = el("span", { class: "pentagon-step" }, el("div", {}, readout));
-    this.lossText = el("span", { class: "pentagon-loss" }, el("div", {}, readout));
-    this.statusText = el("div", { class: "pentagon-status" }, readout);
-
-    function slider(key, label, min, max, step) {
-      var row = el("div", { class: "pentagon-control" }, panel);
-      var lab = el("label", { for: id + "-" + key }, row);
-      lab.textContent = label + " ";
-      var value = el("output", { for: id + "-" + key }, lab);
-      var input = el("input", { id: id + "-" + key, type: "range", min: min, max: max,
-        step: step, class: "pentagon-" + key }, row);
-      return { input: input, value: value };
-    }
-    this.sparsityControl = slider("sparsity", "sparsity S =", 0, 0.99, 0.01);
-    this.decayControl = slider("decay", "importance decay =", 0.5, 1, 0.05);
-    this.importanceText = el("div", { class: "pentagon-importance" }, panel);
-
-    var buttons = el("div", { class: "pentagon-buttons" }, panel);
-    this.pauseButton = el("button", { type: "button", class: "pentagon-pause" }, buttons);
-    this.restartButton = el("button", { type: "button", class: "pentagon-restart" }, buttons);
-    this.restartButton.textContent = "Restart (new seed)";
-    this.seedText = el("span", { class: "pentagon-seed" }, buttons);
-    var slowLabel = el("label", { class: "pentagon-slow-label" }, buttons);
-    this.slowBox = el("input", { type: "checkbox", class: "pentagon-slow" }, slowLabel);
-    slowLabel.appendChild(document.createTextNode(" slow motion"));
-
-    this.sparsityControl.input.addEventListener("input", function () {
-      self.restart({ sparsity: +self.sparsityControl.input.value });
-    });
-    this.decayControl.input.addEventListener("input", function () {
-      self.restart({ decay: +self.decayControl.input.value });
-    });
-    this.pauseButton.addEventListener("click", function () {
-      if (self.userPaused) self.resume();
-      else self.pause();
-    });
-    this.slowBox.addEventListener("change", function () {
-      self.budgetSteps = 0;
-    });
-    this.restartButton.addEventListener("click", function () {
-      self.restart({ seed: self.trainer.seed + 1 });
-    });
-
-    var d = root.dataset;
-    this.restart({
-      sparsity: d.sparsity === undefined ? 0.9 : +d.sparsity,
-      decay: d.decay === undefined ? 1 : +d.decay,
-      seed: d.seed === undefined ? 1 : +d.seed
-    });
-
-    if (!this.visible) {
-      // Train only while the widget is on screen: readers arrive to watch it form.
-      new IntersectionObserver(function (entries) {
-        self.visible = entries[entries.length - 1].isIntersecting;
-        self.lastTime = null;
-        self.update();
-      }).observe(root);
-    }
-    requestAnimationFrame(function tick(now) {
-      self.frame(now);
-      requestAnimationFrame(tick);
-    });
-  }
-
-  Widget.prototype.restart = function (opts) {
-    var old = this.trainer;
-    opts = opts || {};
-    this.trainer = new Trainer({
-      sparsity: opts.sparsity !== undefined ? opts.sparsity : old.sparsity,
-      decay: opts.decay !== undefined ? opts.decay : old.decay,
-      seed: opts.seed !== undefined ? opts.seed : old.seed
-    });
-    this.sparsityControl.input.value = this.trainer.sparsity;
-    this.decayControl.input.value = this.trainer.decay;
-    this.lastTime = null;
-    this.budgetSteps = 0;
-    this.update();
-    return this;
-  };
-
-  Widget.prototype.pause = function () {
-    this.userPaused = true;
-    this.update();
-  };
-
-  Widget.prototype.resume = function () {
-    this.userPaused = false;
-    this.lastTime = null;
-    this.update();
-  };
-
-  /** Is the widget training right now (not paused, on screen, not finished)? */
-  Widget.prototype.isRunning = function () {
-    return !this.userPaused && this.visible && this.trainer.step < RECIPE.maxSteps;
-  };
-
-  /** Run this frame's share of training steps, then redraw. */
-  Widget.prototype.frame = function (now) {
-    if (!this.isRunning()) {
-      this.lastTime = null;
-      return;
-    }
-    if (this.lastTime !== null) {
-      // Steps owed for the time since the last frame (at most 1/10 s, e.g. after a stall).
-      var rate = RECIPE.stepsPerSecond * (this.slowBox.checked ? RECIPE.slowMotion : 1);
-      this.budgetSteps += (Math.min(now - this.lastTime, 100) * rate) / 1000;
-    } else {
-      this.budgetSteps += 1;
-    }
-    this.lastTime = now;
-    var start = performance.now();
-    var tr = this.trainer;
-    while (this.budgetSteps >= 1 && tr.step < RECIPE.maxSteps) {
-      tr.trainStep();
-      this.budgetSteps -= 1;
-      if (performance.now() - start > RECIPE.frameBudgetMs) {
-        this.budgetSteps = 0; // a slow machine trains more slowly instead of freezing
-        break;
+    /** Adam steps from (W, b) on the given batches; returns the new {W, b} and each step's loss. */
+    function adamTrain(W, b, batches, importance, lr) {
+      var s = shapes(W, b, undefined, importance);
+      var Wf = flatten(W, s.m, s.n);
+      var bf = Float64Array.from(b);
+      var opt = { mW: new Float64Array(Wf.length), vW: new Float64Array(Wf.length),
+        mb: new Float64Array(s.n), vb: new Float64Array(s.n) };
+      var imp = Float64Array.from(importance);
+      var losses = [];
+      for (var t = 1; t <= batches.length; t++) {
+        var x = batches[t - 1];
+        checkMatrix("batches[" + (t - 1) + "]", x, null, s.n);
+        var gW = new Float64Array(Wf.length);
+        var gb = new Float64Array(s.n);
+        losses.push(batchPass(Wf, bf, flatten(x, x.length, s.n), x.length, s.m, s.n, imp, gW, gb, null));
+        adamUpdate(Wf, gW, opt.mW, opt.vW, t, lr);
+        adamUpdate(bf, gb, opt.mb, opt.vb, t, lr);
       }
+      return { W: unflatten(Wf, s.m, s.n), b: Array.from(bf), losses: losses };
     }
-    this.update();
-  };
 
-  /** Redraw the arrows, the readout and the data attributes from the trainer's state. */
-  Widget.prototype.update = function () {
-    var tr = this.trainer;
-    var W = tr.Wf;
-    for (var f = 0; f < N_FEATURES; f++) {
-      var x = W[f];
-      var y = W[N_FEATURES + f];
-      var r = Math.hypot(x, y);
-      var scale = r > VIEW * 0.92 ? (VIEW * 0.92) / r : 1; // keep long arrows on the plot
-      var px = x * scale;
-      var py = -y * scale; // SVG's y axis points down
-      var a = this.arrows[f];
-      a.line.setAttribute("x2", px);
-      a.line.setAttribute("y2", py);
-      a.dot.setAttribute("cx", px);
-      a.dot.setAttribute("cy", py);
-      var shown = r * scale;
-      var off = shown > 1e-9 ? 0.13 / shown : 0; // the label sits just beyond the tip
-      a.label.setAttribute("x", px + (shown > 1e-9 ? px * off : 0.13));
-      a.label.setAttribute("y", py + py * off);
-      // Labels of arrows shrunk to (almost) nothing would pile up on the origin.
-      a.label.setAttribute("visibility", shown < 0.1 ? "hidden" : "visible");
-      a.line.setAttribute("stroke-width", 0.025 + 0.035 * tr.importance[f]);
-    }
-    var loss = tr.meanLoss();
-    this.stepText.textContent = "step " + tr.step.toLocaleString("en-US");
-    this.lossText.textContent = "loss " + (isFinite(loss) ? loss.toExponential(2) : "–");
-    var status;
-    if (tr.step >= RECIPE.maxSteps) status = "finished";
-    else if (this.userPaused) status = "paused";
-    else if (!this.visible) status = "waiting (off screen)";
-    else status = "training";
-    this.statusText.textContent = status;
-    this.pauseButton.textContent = this.userPaused ? "Resume" : "Pause";
-    this.sparsityControl.value.textContent = fmt(tr.sparsity, 2);
-    this.decayControl.value.textContent = fmt(tr.decay, 2);
-    var imp = [];
-    for (var i = 0; i < N_FEATURES; i++) imp.push(fmt(tr.importance[i], 2));
-    this.importanceText.textContent = "importance I = " + imp.join(", ") +
-      "; feature active with probability " + fmt(1 - tr.sparsity, 2);
-    this.seedText.textContent = "seed " + tr.seed;
-    var d = this.root.dataset;
-    d.step = tr.step;
-    d.loss = isFinite(loss) ? loss : "";
-    d.state = status;
-  };
+    // ---------------------------------------------------------------- the trainer (no DOM)
 
-  // Read-only views for tests and for readers typing in the browser console.
-  Object.defineProperties(Widget.prototype, {
-    W: { get: function () { return this.trainer.weights(); } },
-    b: { get: function () { return Array.from(this.trainer.bf); } },
-    step: { get: function () { return this.trainer.step; } },
-    loss: { get: function () { return this.trainer.meanLoss(); } },
-    batchLoss: { get: function () { return this.trainer.lastLoss; } },
-    sparsity: { get: function () { return this.trainer.sparsity; } },
-    decay: { get: function () { return this.trainer.decay; } },
-    importance: { get: function () { return Array.from(this.trainer.importance); } },
-    seed: { get: function () { return this.trainer.seed; } },
-    running: { get: function () { return this.isRunning(); } },
-    slowMotion: { get: function () { return this.slowBox.checked; } },
-    recipe: { get: function () { return JSON.parse(JSON.stringify(RECIPE)); } }
-  });
+    function clampSparsity(v) {
+      v = +v;
+      if (!isFinite(v)) fail("sparsity must be a number in [0, 0.99], got " + v);
+      return Math.min(0.99, Math.max(0, v));
+    }
 
-  function initAll() {
-    var roots = document.querySelectorAll(".pentagon-widget");
-    var started = 0;
-    for (var i = 0; i < roots.length; i++) {
-      if (roots[i].pentagon) continue;
-      roots[i].pentagon = new Widget(roots[i]);
-      started += 1;
+    function clampDecay(v) {
+      v = +v;
+      if (!isFinite(v)) fail("decay must be a number in (0, 1], got " + v);
+      return Math.min(1, Math.max(0.01, v));
     }
-    if (started) {
-      // The no-JavaScript fallback (the executed toy_lib figure) is not needed any more.
-      var fallbacks = document.querySelectorAll(".pentagon-fallback");
-      for (var j = 0; j < fallbacks.length; j++) fallbacks[j].hidden = true;
+
+    /** A 5 -> 2 toy model being trained: `new Trainer({sparsity, decay, seed})`. */
+    function Trainer(opts) {
+      opts = opts || {};
+      this.sparsity = clampSparsity(opts.sparsity === undefined ? 0.9 : opts.sparsity);
+      this.decay = clampDecay(opts.decay === undefined ? 1 : opts.decay);
+      this.seed = (opts.seed === undefined ? 1 : +opts.seed) >>> 0;
+      this.batchSize = opts.batchSize || RECIPE.batchSize;
+      this.lr = opts.lr || RECIPE.lr;
+      var m = N_HIDDEN;
+      var n = N_FEATURES;
+      this.importance = new Float64Array(n);
+      for (var f = 0; f < n; f++) this.importance[f] = Math.pow(this.decay, f);
+      // One stream of random numbers per run: first the initial weights, then the batches.
+      this.rng = mulberry32(this.seed);
+      var std = Math.sqrt(2 / (m + n)); // Xavier-normal, as toy_lib.init_weights
+      this.Wf = new Float64Array(m * n);
+      for (var i = 0; i < m * n; i++) this.Wf[i] = std * gaussian(this.rng);
+      this.bf = new Float64Array(n);
+      this.mW = new Float64Array(m * n);
+      this.vW = new Float64Array(m * n);
+      this.mb = new Float64Array(n);
+      this.vb = new Float64Array(n);
+      this.gW = new Float64Array(m * n);
+      this.gb = new Float64Array(n);
+      this.xs = new Float64Array(this.batchSize * n);
+      this.step = 0;
+      this.lastLoss = NaN;
+      this.recent = [];
+      this.recentSum = 0;
     }
+
+    /** One training step on a fresh batch; returns that batch's loss (before the update). */
+    Trainer.prototype.trainStep = function () {
+      var n = N_FEATURES;
+      var p = 1 - this.sparsity;
+      var xs = this.xs;
+      var rng = this.rng;
+      for (var i = 0; i < xs.length; i++) xs[i] = rng() < p ? rng() : 0;
+      this.gW.fill(0);
+      this.gb.fill(0);
+      var L = batchPass(this.Wf, this.bf, xs, this.batchSize, N_HIDDEN, n, this.importance,
+        this.gW, this.gb, null);
+      this.step += 1;
+      adamUpdate(this.Wf, this.gW, this.mW, this.vW, this.step, this.lr);
+      adamUpdate(this.bf, this.gb, this.mb, this.vb, this.step, this.lr);
+      this.lastLoss = L;
+      this.recent.push(L);
+      this.recentSum += L;
+      if (this.recent.length > RECIPE.lossWindow) this.recentSum -= this.recent.shift();
+      return L;
+    };
+
+    /** Mean loss over the last RECIPE.lossWindow batches (NaN before the first step). */
+    Trainer.prototype.meanLoss = function () {
+      return this.recent.length ? this.recentSum / this.recent.length : NaN;
+    };
+
+    Trainer.prototype.weights = function () {
+      return unflatten(this.Wf, N_HIDDEN, N_FEATURES);
+    };
+
+    // ---------------------------------------------------------------- the widget (DOM + SVG)
+
+    var el = kit.el;
+    var svg = kit.svg;
+
+    function fmt(v, digits) {
+      return (+v).toFixed(digits);
+    }
+
+    /** Build the widget inside `root`; returns the controller stored as root.pentagon. */
+    function Widget(root) {
+      var self = this;
+      this.root = root;
+      this.userPaused = false;
+      this.pacer = new kit.Pacer();
+      var frame = kit.layout(root, "pentagon", "Live trainer of the 5 to 2 toy model", VIEW,
+        "The five feature directions W_i as arrows in the hidden plane");
+      var s = frame.svg;
+      this.arrows = [];
+      for (var f = 0; f < N_FEATURES; f++) {
+        var g = svg("g", { class: "pentagon-arrow", "data-feature": f }, s);
+        var line = svg("line", { x1: 0, y1: 0, x2: 0, y2: 0, stroke: COLOURS[f] }, g);
+        var dot = svg("circle", { r: 0.045, fill: COLOURS[f] }, g);
+        var label = svg("text", { "font-size": 0.13, fill: COLOURS[f], "text-anchor": "middle",
+          "dominant-baseline": "central" }, g);
+        label.textContent = String(f);
+        this.arrows.push({ line: line, dot: dot, label: label });
+      }
+
+      var panel = frame.panel;
+      this.stepText = el("span", { class: "pentagon-step" }, el("div", {}, frame.readout));
+      this.lossText = el("span", { class: "pentagon-loss" }, el("div", {}, frame.readout));
+      this.statusText = el("div", { class: "toy-widget-status pentagon-status" }, frame.readout);
+      this.sparsityControl = kit.slider(panel, frame.id, "pentagon", "sparsity", "sparsity S =", 0, 0.99, 0.01);
+      this.decayControl = kit.slider(panel, frame.id, "pentagon", "decay", "importance decay =", 0.5, 1, 0.05);
+      this.importanceText = el("div", { class: "pentagon-importance" }, panel);
+      var buttons = kit.buttons(this, panel, "pentagon");
+      this.slowBox = kit.checkbox(buttons, "pentagon", "slow", "slow motion");
+
+      this.sparsityControl.input.addEventListener("input", function () {
+        self.restart({ sparsity: +self.sparsityControl.input.value });
+      });
+      this.decayControl.input.addEventListener("input", function () {
+        self.restart({ decay: +self.decayControl.input.value });
+      });
+      this.slowBox.addEventListener("change", function () {
+        self.pacer.reset();
+      });
+
+      var d = root.dataset;
+      this.restart({
+        sparsity: d.sparsity === undefined ? 0.9 : +d.sparsity,
+        decay: d.decay === undefined ? 1 : +d.decay,
+        seed: d.seed === undefined ? 1 : +d.seed
+      });
+      // Train only while the widget is on screen: readers arrive to watch it form.
+      kit.animate(this, root);
+      this.update();
+    }
+
+    Widget.prototype.restart = function (opts) {
+      var old = this.trainer;
+      opts = opts || {};
+      this.trainer = new Trainer({
+        sparsity: opts.sparsity !== undefined ? opts.sparsity : old.sparsity,
+        decay: opts.decay !== undefined ? opts.decay : old.decay,
+        seed: opts.seed !== undefined ? opts.seed : old.seed
+      });
+      this.sparsityControl.input.value = this.trainer.sparsity;
+      this.decayControl.input.value = this.trainer.decay;
+      this.pacer.reset();
+      this.update();
+      return this;
+    };
+
+    // pause, resume, isRunning, frame, status: the shared ones (widget_kit.js), with these hooks.
+    kit.live(Widget.prototype);
+
+    Widget.prototype.finished = function () {
+      return this.trainer.step >= RECIPE.maxSteps;
+    };
+
+    Widget.prototype.stepsPerSecond = function () {
+      return RECIPE.stepsPerSecond * (this.slowBox.checked ? RECIPE.slowMotion : 1);
+    };
+
+    Widget.prototype.frameBudgetMs = function () {
+      return RECIPE.frameBudgetMs;
+    };
+
+    /** Redraw the arrows, the readout and the data attributes from the trainer's state. */
+    Widget.prototype.update = function () {
+      var tr = this.trainer;
+      var W = tr.Wf;
+      for (var f = 0; f < N_FEATURES; f++) {
+        var x = W[f];
+        var y = W[N_FEATURES + f];
+        var r = Math.hypot(x, y);
+        var scale = r > VIEW * 0.92 ? (VIEW * 0.92) / r : 1; // keep long arrows on the plot
+        var px = x * scale;
+        var py = -y * scale; // SVG's y axis points down
+        var a = this.arrows[f];
+        a.line.setAttribute("x2", px);
+        a.line.setAttribute("y2", py);
+        a.dot.setAttribute("cx", px);
+        a.dot.setAttribute("cy", py);
+        var shown = r * scale;
+        var off = shown > 1e-9 ? 0.13 / shown : 0; // the label sits just beyond the tip
+        a.label.setAttribute("x", px + (shown > 1e-9 ? px * off : 0.13));
+        a.label.setAttribute("y", py + py * off);
+        // Labels of arrows shrunk to (almost) nothing would pile up on the origin.
+        a.label.setAttribute("visibility", shown < 0.1 ? "hidden" : "visible");
+        a.line.setAttribute("stroke-width", 0.025 + 0.035 * tr.importance[f]);
+      }
+      var loss = tr.meanLoss();
+      this.stepText.textContent = "step " + tr.step.toLocaleString("en-US");
+      this.lossText.textContent = "loss " + (isFinite(loss) ? loss.toExponential(2) : "–");
+      var status = this.status();
+      this.statusText.textContent = status;
+      this.pauseButton.textContent = this.userPaused ? "Resume" : "Pause";
+      this.sparsityControl.value.textContent = fmt(tr.sparsity, 2);
+      this.decayControl.value.textContent = fmt(tr.decay, 2);
+      var imp = [];
+      for (var i = 0; i < N_FEATURES; i++) imp.push(fmt(tr.importance[i], 2));
+      this.importanceText.textContent = "importance I = " + imp.join(", ") +
+        "; feature active with probability " + fmt(1 - tr.sparsity, 2);
+      this.seedText.textContent = "seed " + tr.seed;
+      var d = this.root.dataset;
+      d.step = tr.step;
+      d.loss = isFinite(loss) ? loss : "";
+      d.state = status;
+    };
+
+    // Read-only views for tests and for readers typing in the browser console.
+    Object.defineProperties(Widget.prototype, {
+      W: { get: function () { return this.trainer.weights(); } },
+      b: { get: function () { return Array.from(this.trainer.bf); } },
+      step: { get: function () { return this.trainer.step; } },
+      loss: { get: function () { return this.trainer.meanLoss(); } },
+      batchLoss: { get: function () { return this.trainer.lastLoss; } },
+      sparsity: { get: function () { return this.trainer.sparsity; } },
+      decay: { get: function () { return this.trainer.decay; } },
+      importance: { get: function () { return Array.from(this.trainer.importance); } },
+      seed: { get: function () { return this.trainer.seed; } },
+      running: { get: function () { return this.isRunning(); } },
+      slowMotion: { get: function () { return this.slowBox.checked; } },
+      recipe: { get: function () { return JSON.parse(JSON.stringify(RECIPE)); } }
+    });
+
+    var api = {
+      forward: forward,
+      loss: loss,
+      gradient: gradient,
+      adamTrain: adamTrain,
+      mulberry32: mulberry32,
+      Trainer: Trainer,
+      RECIPE: RECIPE
+    };
+    root.PentagonTrainer = api;
+    if (typeof module !== "undefined" && module.exports) module.exports = api;
+    // Every .pentagon-widget of the page; the no-JavaScript fallback (the executed toy_lib
+    // figure) is not needed once one runs.
+    api.initAll = kit.startAll(".pentagon-widget", "pentagon", ".pentagon-fallback", function (node) {
+      return new Widget(node);
+    });
+    return api;
   }
 
-  var api = {
-    forward: forward,
-    loss: loss,
-    gradient: gradient,
-    adamTrain: adamTrain,
-    mulberry32: mulberry32,
-    Trainer: Trainer,
-    RECIPE: RECIPE,
-    initAll: initAll
-  };
-  root.PentagonTrainer = api;
-  if (typeof module !== "undefined" && module.exports) module.exports = api;
-
-  if (typeof document !== "undefined") {
-    if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", initAll);
-    else initAll();
-  }
+  // The shared helpers (book/_static/widget_kit/widget_kit.js) may load before or after this file.
+  if (root.WidgetKit) define(root.WidgetKit);
+  else (root.widgetKitWaiting = root.widgetKitWaiting || []).push(define);
 })(typeof globalThis !== "undefined" ? globalThis : this);
