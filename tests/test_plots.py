@@ -156,6 +156,18 @@ CASES = [
             metrics_by_name={"MMCS": [0.99, 0.7, 1.0], "L0": [1.1, 1.0, 1.2]},
         ),
     ),
+    # superposition in richer settings
+    (
+        "neuron-loadings",
+        plots.neuron_loadings,
+        dict(W=np.random.default_rng(6).normal(size=(7, 5, 10)), titles=[f"p = {k}" for k in range(7)]),
+    ),
+    ("neuron-loadings-one", plots.neuron_loadings, dict(W=np.eye(6, 3) - np.eye(6, 3, k=-3))),
+    (
+        "neuron-loadings-wide",
+        plots.neuron_loadings,
+        dict(W=np.random.default_rng(7).normal(size=(2, 40, 100)), titles=["a", "b"], max_cols=1),
+    ),
 ]
 
 
@@ -357,6 +369,10 @@ BAD = [
     (plots.loss_curve, dict(loss_history=np.ones((10, 2)), labels=["a"]), "labels=", "2 strings"),
     (plots.loss_curve, dict(loss_history=np.ones(10), smooth=0), "smooth=0", "positive integer"),
     (plots.loss_curve, dict(loss_history=np.ones(10), smooth=2.5), "smooth=2.5", "integer"),
+    (plots.neuron_loadings, dict(W=np.zeros((0, 5, 10))), "W=", "at least one"),
+    (plots.neuron_loadings, dict(W=np.full((5, 10), np.nan)), "W=", "finite"),
+    (plots.neuron_loadings, dict(W=np.ones((2, 5, 10)), titles=["one"]), "titles=", "2 strings"),
+    (plots.neuron_loadings, dict(W=np.ones((5, 10)), max_cols=0), "max_cols=0", "positive integer"),
 ]
 
 

@@ -1135,3 +1135,72 @@ def interference_cost(density, simulated, standard_error, predicted, labels: Seq
     ax.set_ylabel("mean squared interference")
     ax.legend(loc="lower right", frameon=False)
     return fig
+
+
+# --------------------------------------------------------------------------- superposition in richer settings
+
+
+@_in_style
+def neuron_loadings(
+    W, titles: Sequence[str] | None = None, *, max_cols: int = 3, height: float = 2.6
+) -> Figure:
+    """Each neuron's weight on every feature, one stacked bar per neuron, coloured by feature.
+
+    For a layer ``h = ReLU(W x)`` with ``W`` of shape ``(instance, neuron, feature)``: in each
+    panel (one instance), neuron ``k``'s bar stacks its weights ``W[k, i]`` on every feature
+    ``i``, the positive ones upwards from 0 and the negative ones downwards, each segment in
+    feature ``i``'s colour (`feature_colour`; the colour bar numbers the features). A
+    monosemantic neuron is a bar of one colour; a polysemantic one stacks several.
+
+    Args:
+        W: ``(instance, neuron, feature)`` or ``(neuron, feature)`` weights.
+        titles: one title per panel, or ``None``.
+        max_cols: panels per row (a positive integer).
+        height: height of one row of panels, in inches.
+
+    Raises:
+        ValueError: naming the argument, for weights that are empty, not finite or of the wrong
+            shape, titles of the wrong number, or a bad ``max_cols`` or ``height``.
+    """
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import BoundaryNorm, ListedColormap
+
+    arr = _weights(W)
+    n_inst, n_neuron, n_feat = arr.shape
+    labels = _labels(titles, n_inst, "titles", "panel")
+    max_cols = _validate.integer(max_cols, "max_cols", minimum=1)
+    height = _validate.positive(height, "height")
+    rows, cols = panel_grid(n_inst, max_cols)
+    fig, axes = figure(rows, cols, height=height * rows + 0.6)
+    colours = [feature_colour(i, n_feat) for i in range(n_feat)]
+    x = np.arange(n_neuron)
+    for k in range(rows * cols):
+        ax = axes.flat[k]
+        if k >= n_inst:
+            ax.set_visible(False)
+            continue
+        up, down = np.zeros(n_neuron), np.zeros(n_neuron)
+        for i in range(n_feat):
+            w = arr[k, :, i]
+            pos, neg = np.clip(w, 0, None), np.clip(w, None, 0)
+            ax.bar(x, pos, bottom=up, color=colours[i], width=0.8, linewidth=0)
+            ax.bar(x, neg, bottom=down, color=colours[i], width=0.8, linewidth=0)
+            up, down = up + pos, down + neg
+        ax.axhline(0, color="0.2", lw=0.8)
+        lim = max(float(up.max()), float(-down.min()))  # each panel on its own symmetric scale
+        ax.set_ylim(-1.05 * lim if lim > 0 else -1.0, 1.05 * lim if lim > 0 else 1.0)
+        ticks = _tick_positions(n_neuron)
+        ax.set_xticks(ticks, [str(t) for t in ticks])
+        if k // cols == rows - 1 or k + cols >= n_inst:
+            ax.set_xlabel("neuron")
+        if k % cols == 0:
+            ax.set_ylabel("weight")
+        if labels:
+            ax.set_title(labels[k])
+    cmap = ListedColormap(colours)
+    norm = BoundaryNorm(np.arange(n_feat + 1) - 0.5, n_feat)
+    bar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=axes.ravel().tolist(), shrink=0.9)
+    ticks = _tick_positions(n_feat)
+    bar.set_ticks(ticks, labels=[str(t) for t in ticks])
+    bar.set_label("feature")
+    return finish(fig)
