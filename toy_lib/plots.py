@@ -1163,6 +1163,7 @@ def neuron_loadings(
             shape, titles of the wrong number, or a bad ``max_cols`` or ``height``.
     """
     from matplotlib.cm import ScalarMappable
+    from matplotlib.collections import PolyCollection
     from matplotlib.colors import BoundaryNorm, ListedColormap
 
     arr = _weights(W)
@@ -1173,19 +1174,26 @@ def neuron_loadings(
     rows, cols = panel_grid(n_inst, max_cols)
     fig, axes = figure(rows, cols, height=height * rows + 0.6)
     colours = [feature_colour(i, n_feat) for i in range(n_feat)]
-    x = np.arange(n_neuron)
     for k in range(rows * cols):
         ax = axes.flat[k]
         if k >= n_inst:
             ax.set_visible(False)
             continue
-        up, down = np.zeros(n_neuron), np.zeros(n_neuron)
-        for i in range(n_feat):
-            w = arr[k, :, i]
-            pos, neg = np.clip(w, 0, None), np.clip(w, None, 0)
-            ax.bar(x, pos, bottom=up, color=colours[i], width=0.8, linewidth=0)
-            ax.bar(x, neg, bottom=down, color=colours[i], width=0.8, linewidth=0)
-            up, down = up + pos, down + neg
+        # every segment of every bar in one collection (a Rectangle per segment is slow to draw)
+        w = arr[k].T  # (feature, neuron)
+        pos, neg = np.clip(w, 0, None), np.clip(w, None, 0)
+        top_pos, top_neg = np.cumsum(pos, axis=0), np.cumsum(neg, axis=0)
+        verts, faces = [], []
+        for tops, heights in ((top_pos, pos), (top_neg, neg)):
+            feat, neu = np.nonzero(heights)
+            lo, hi = tops[feat, neu] - heights[feat, neu], tops[feat, neu]
+            left, right = neu - 0.4, neu + 0.4
+            verts.append(np.stack([np.stack([left, lo], 1), np.stack([right, lo], 1),
+                                   np.stack([right, hi], 1), np.stack([left, hi], 1)], 1))  # fmt: skip
+            faces.extend(colours[i] for i in feat)
+        ax.add_collection(PolyCollection(np.concatenate(verts), facecolors=faces, linewidths=0))
+        ax.set_xlim(-0.6, n_neuron - 0.4)
+        up, down = top_pos[-1], top_neg[-1]
         ax.axhline(0, color="0.2", lw=0.8)
         lim = max(float(up.max()), float(-down.min()))  # each panel on its own symmetric scale
         ax.set_ylim(-1.05 * lim if lim > 0 else -1.0, 1.05 * lim if lim > 0 else 1.0)
