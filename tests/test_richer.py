@@ -23,8 +23,6 @@ from claims import claims
 
 from toy_lib import exercises, geometry, metrics
 
-pytestmark = pytest.mark.slow
-
 THREE_DENSITIES = [0.5, 0.3, 0.1, 0.03, 0.01]
 NEURON_DENSITIES = [0.75, 0.35, 0.15, 0.1, 0.06, 0.02, 0.01]
 ABS_DENSITIES = [1.0, 0.3, 0.1, 0.03, 0.01, 0.003]
@@ -160,6 +158,7 @@ def check_abs_big(W1s) -> None:
 # --------------------------------------------------------------------------- the claims
 
 
+@pytest.mark.slow
 @claims("box-richer-pairs")
 def test_correlated_pairs_orthogonal_anticorrelated_antipodal(ns):
     check_correlated_pairs(ns["corr"].W[0])
@@ -170,6 +169,7 @@ def test_correlated_pairs_orthogonal_anticorrelated_antipodal(ns):
     assert g["anti_cos_max"] == pytest.approx(max(cos(Wa, 0, 1), cos(Wa, 2, 3)))
 
 
+@pytest.mark.slow
 @claims("box-richer-three-pairs")
 def test_three_correlated_pairs_side_by_side_then_collapse(ns):
     W = ns["three"].W
@@ -181,6 +181,7 @@ def test_three_correlated_pairs_side_by_side_then_collapse(ns):
     assert g["three_cos_sparse_min"] == pytest.approx(min(cos(W[-1], 2 * a, 2 * a + 1) for a in range(3)))
 
 
+@pytest.mark.slow
 @claims("box-richer-neurons")
 def test_neuron_model_monosemantic_dense_polysemantic_sparse(ns):
     check_neurons(ns["neuron"].W.numpy())
@@ -188,12 +189,14 @@ def test_neuron_model_monosemantic_dense_polysemantic_sparse(ns):
     assert [g[f"neuron_poly_{k}"] for k in range(7)] == [poly_count(W) for W in ns["neuron"].W.numpy()]
 
 
+@pytest.mark.slow
 @claims("box-richer-abs-small")
 def test_abs_model_has_a_positive_and_a_negative_neuron_per_feature(ns):
     r = ns["abs_small"]
     check_abs_small(r.W1[0], r.W2[0], float(r.final_loss[0]))
 
 
+@pytest.mark.slow
 @claims("box-richer-abs-big")
 def test_abs_model_in_superposition_turns_polysemantic_as_features_get_sparse(ns):
     check_abs_big(ns["abs_big"].W1.numpy())
@@ -207,9 +210,68 @@ def test_abs_model_in_superposition_turns_polysemantic_as_features_get_sparse(ns
         assert g[f"abs_lost_mean_{k}"] == pytest.approx(np.mean(lost))
 
 
+@pytest.mark.slow
 @claims("ex-richer-correlated-batch", "ex-richer-neuron-forward", "ex-richer-abs-loss")
 def test_the_reference_solutions_pass_their_checkers(ns, capsys):
     exercises.check_correlated_batch(ns["correlated_batch"])
     exercises.check_neuron_forward(ns["neuron_forward"])
     exercises.check_abs_loss(ns["abs_loss"])
     assert capsys.readouterr().out.count("your function passed") == 3
+
+
+# --------------------------------------------------------------------------- the checks can fail
+
+
+def _circle(angles_deg, norm: float = 1.0) -> np.ndarray:
+    a = np.radians(np.asarray(angles_deg, dtype=float))
+    return norm * np.stack([np.cos(a), np.sin(a)])  # (2, feature)
+
+
+def test_the_pair_checks_tell_orthogonal_from_antipodal():
+    square = _circle([0, 90, 180, 270])  # 0 ⊥ 1 and 2 ⊥ 3
+    swapped = _circle([0, 180, 90, 270])  # 0, 1 antipodal and 2, 3 antipodal
+    check_correlated_pairs(square)
+    check_anticorrelated_pairs(swapped)
+    with pytest.raises(AssertionError, match="correlated partners"):
+        check_correlated_pairs(swapped)
+    with pytest.raises(AssertionError, match="anticorrelated partners"):
+        check_anticorrelated_pairs(square)
+
+
+def test_the_side_by_side_check_refuses_pairs_split_across_the_circle():
+    check_side_by_side(_circle([0, 60, 120, 180, 240, 300]))
+    with pytest.raises(AssertionError, match="side by side"):
+        check_side_by_side(_circle([0, 180, 60, 240, 120, 300]))  # partners opposite
+
+
+def test_the_collapse_check_needs_collapsed_pairs_when_dense():
+    hexagon = _circle([0, 60, 120, 180, 240, 300])
+    collapsed = _circle([0, 0, 120, 120, 240, 240], norm=0.65)
+    check_collapse(np.stack([collapsed, hexagon, hexagon]))
+    with pytest.raises(AssertionError):
+        check_collapse(np.stack([hexagon, collapsed, hexagon]))
+
+
+def test_the_neuron_check_refuses_a_polysemantic_dense_model():
+    dense = np.zeros((5, 10))
+    dense[np.arange(5), np.arange(5)] = 1.0
+    mixed = np.random.default_rng(0).normal(size=(5, 10))
+    pairs = np.zeros((5, 10))
+    for f in range(10):  # each feature on two neurons, every neuron polysemantic
+        pairs[f % 5, f], pairs[(f + 1) % 5, f] = 1.0, 0.8
+    check_neurons([dense, dense, mixed, mixed, mixed, pairs, pairs])
+    with pytest.raises(AssertionError):
+        check_neurons([mixed, dense, mixed, mixed, mixed, pairs, pairs])
+    with pytest.raises(AssertionError, match="top-one share|top-two share"):
+        spread = np.ones((5, 10))  # every feature spread evenly over all five neurons
+        check_neurons([dense, dense, mixed, mixed, mixed, spread, spread])
+
+
+def test_the_abs_check_needs_one_neuron_per_sign():
+    W1 = np.array([[1.0, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]])
+    W2 = np.abs(W1).T
+    check_abs_small(W1, W2, 1e-6)
+    with pytest.raises(AssertionError, match="feature 0"):
+        check_abs_small(np.abs(W1), W2, 1e-6)  # two positive-side neurons, none for x < 0
+    with pytest.raises(AssertionError, match="test MSE"):
+        check_abs_small(W1, W2, 0.01)
