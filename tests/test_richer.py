@@ -110,9 +110,9 @@ def check_neurons(Ws) -> None:
             kept = np.linalg.norm(W, axis=0) > 0.5
             top1, top2 = feature_shares(W)
             assert top2[kept].mean() >= 0.75, f"p = {p}: top-two share {top2[kept].mean():.2f}"
-            assert top1[kept].mean() <= top2[kept].mean() - 0.15, (
-                f"p = {p}: top-one share {top1[kept].mean():.2f}"
-            )
+            # "its top neuron alone clearly less": at most 3/4, and at least 0.1 below the top two
+            one, two = top1[kept].mean(), top2[kept].mean()
+            assert one <= 0.75 and one <= two - 0.1, f"p = {p}: top-one share {one:.2f}, top two {two:.2f}"
 
 
 def check_abs_small(W1, W2, loss) -> None:
