@@ -186,6 +186,9 @@ def test_three_correlated_pairs_side_by_side_then_collapse(ns):
 def test_neuron_model_monosemantic_dense_polysemantic_sparse(ns):
     check_neurons(ns["neuron"].W.numpy())
     g = ns["glued"]
+    top1, _ = feature_shares(ns["neuron"].W[0].numpy())
+    assert g["neuron_dense_share_gap"] == pytest.approx(1 - top1[:5].min(), abs=1e-6)
+    assert g["neuron_dense_share_gap"] < 0.1
     assert [g[f"neuron_poly_{k}"] for k in range(7)] == [poly_count(W) for W in ns["neuron"].W.numpy()]
 
 
