@@ -56,8 +56,14 @@ def test_longest_run():
 @pytest.mark.parametrize(
     "call, match",
     [
-        (lambda: metrics.near_plateau([0.5, 1.5]), r"D=.*expected feature dimensionalities in \[0, 1\], got 1.5"),
-        (lambda: metrics.near_plateau([-0.1]), r"D=.*expected feature dimensionalities in \[0, 1\], got -0.1"),
+        (
+            lambda: metrics.near_plateau([0.5, 1.5]),
+            r"D=.*expected feature dimensionalities in \[0, 1\], got 1.5",
+        ),
+        (
+            lambda: metrics.near_plateau([-0.1]),
+            r"D=.*expected feature dimensionalities in \[0, 1\], got -0.1",
+        ),
         (lambda: metrics.near_plateau([0.5], tol=0), r"tol=0: expected a number in \(0, 0.5\]"),
         (lambda: metrics.near_plateau([0.5], tol=float("nan")), r"tol=nan: expected"),
         (lambda: metrics.near_plateau([np.nan]), r"D=.*expected finite numbers"),
@@ -65,7 +71,10 @@ def test_longest_run():
         (lambda: metrics.near_plateau([0.5], values=[]), r"values=.*expected a non-empty list"),
         (lambda: metrics.plateau_fraction([]), r"D=\[\]: expected at least one dimensionality"),
         (lambda: metrics.nearest_plateau("0.5"), r"D='0.5': expected real numbers"),
-        (lambda: metrics.longest_run([1, 0, 1]), r"mask=.*expected a 1-D sequence of booleans, got shape \(3,\)"),
+        (
+            lambda: metrics.longest_run([1, 0, 1]),
+            r"mask=.*expected a 1-D sequence of booleans, got shape \(3,\)",
+        ),
         (lambda: metrics.longest_run(np.ones((2, 2), bool)), r"mask=.*expected a 1-D sequence of booleans"),
     ],
 )
@@ -291,7 +300,9 @@ def test_the_pentagon_collapses_once_into_two_antipodal_pairs(ns):
         np.testing.assert_allclose(metrics.angular_gaps_2d(result.W[i]), 90.0, atol=3.0)
     # the last pentagon is bent: the gaps next to the sparser feature are narrower
     gaps = metrics.angular_gaps_2d(result.W[k])
-    assert g["collapse_gap_min"] == pytest.approx(gaps.min()) and g["collapse_gap_max"] == pytest.approx(gaps.max())
+    assert g["collapse_gap_min"] == pytest.approx(gaps.min()) and g["collapse_gap_max"] == pytest.approx(
+        gaps.max()
+    )
     assert gaps.min() < 72 - 3 and gaps.max() > 72 + 3
     angles = metrics.feature_angles_2d(result.W[k])
     nearest_to_4 = np.sort(np.abs((angles[:4] - angles[4] + 180) % 360 - 180))[:2]

@@ -576,7 +576,8 @@ def nearest_plateau(D, values=DIMENSIONALITY_PLATEAUS) -> np.ndarray:
     """The plateau value closest to each dimensionality: same shape as ``D``.
 
     Args:
-        D: feature dimensionalities in [0, 1] (`feature_dimensionality`), any shape.
+        D: feature dimensionalities in [0, 1] (`feature_dimensionality`), any shape, such as
+            ``(instance, feature)``.
         values: the plateau values, in (0, 1] (default `DIMENSIONALITY_PLATEAUS`).
     """
     arr, vals = _dimensionalities(D), _plateau_values(values)
@@ -587,7 +588,8 @@ def near_plateau(D, tol: float = PLATEAU_TOLERANCE, values=DIMENSIONALITY_PLATEA
     """Boolean, same shape as ``D``: each dimensionality within ``tol`` of one of the plateau values.
 
     Args:
-        D: feature dimensionalities in [0, 1] (`feature_dimensionality`), any shape.
+        D: feature dimensionalities in [0, 1] (`feature_dimensionality`), any shape, such as
+            ``(instance, feature)``.
         tol: a number in (0, 0.5] (default `PLATEAU_TOLERANCE` = 0.03).
         values: the plateau values, in (0, 1] (default `DIMENSIONALITY_PLATEAUS`).
     """
@@ -602,7 +604,8 @@ def plateau_fraction(D, tol: float = PLATEAU_TOLERANCE, values=DIMENSIONALITY_PL
     learned has D = 0, on no plateau.
 
     Args:
-        D: feature dimensionalities in [0, 1], at least one.
+        D: feature dimensionalities in [0, 1], at least one, any shape (``(feature,)`` of one
+            model, ``(instance, feature)`` of several).
         tol: a number in (0, 0.5] (default `PLATEAU_TOLERANCE` = 0.03).
         values: the plateau values, in (0, 1] (default `DIMENSIONALITY_PLATEAUS`).
     """
