@@ -185,6 +185,9 @@ def test_dims_per_feature_is_sticky_at_one_half(ns):
     dpf = metrics.dimensions_per_feature(result.W)
     g = ns["glued"]
     assert abs(dpf[0] - 1.0) < 0.03 and g["dpf_dense_many"] == pytest.approx(dpf[0])
+    # (the prose) dense and of equal importance, the 20 dimensions are spread over all 200
+    # features: none has a norm above 0.5, yet ||W||_F² is 20
+    assert not metrics.represented(result.W[0]).any()
     start, stop = metrics.longest_run(np.abs(dpf - 0.5) < 0.04)
     assert stop - start >= 3, f"the plateau at 1/2 spans only {stop - start} models: {dpf.round(3)}"
     assert (start, stop) == tuple(ns["plateau"])
@@ -246,6 +249,8 @@ def test_dimensionalities_cluster_on_the_plateaus(ns):
     # high sparsity: far below 3/8, close to the dimensions per feature
     sparse = 1 / densities >= 20
     assert np.all(D[sparse] < 3 / 8 - 0.15)
+    mean_D = np.array([d[k].mean() for d, k in zip(D[sparse], kept[sparse])])
+    assert np.all(np.abs(mean_D - dpf[sparse]) < 0.05), (mean_D.round(3), dpf[sparse].round(3))
 
 
 @pytest.mark.slow
@@ -258,6 +263,10 @@ def test_plateau_solution(ns, capsys):
     for value, _name, k, d in metrics.PLATEAU_GEOMETRIES:
         assert fn(k, d) == pytest.approx(value)
     assert fn(6, 2) == pytest.approx(1 / 3) and fn(12, 3) == pytest.approx(1 / 4)
+    # "pairs most, then triangles and pentagons"
+    g = ns["glued"]
+    assert g["on_plateau_1_2"] > max(g["on_plateau_2_3"], g["on_plateau_2_5"]) > 0
+    assert min(g["on_plateau_2_3"], g["on_plateau_2_5"]) > 0
 
 
 def _collapse(ns):

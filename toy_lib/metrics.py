@@ -547,7 +547,7 @@ PLATEAU_GEOMETRIES = (
     (2 / 5, "pentagon", 5, 2),
     (3 / 8, "square antiprism", 8, 3),
 )
-#: The plateau values alone, largest first: 1, 3/4, 2/3, 1/2, 2/5, 3/8.
+#: The plateau values alone, largest first (1, 3/4, 2/3, 1/2, 2/5, 3/8).
 DIMENSIONALITY_PLATEAUS = tuple(value for value, *_ in PLATEAU_GEOMETRIES)
 #: How close to a plateau value a dimensionality must be to count as on it.
 PLATEAU_TOLERANCE = 0.03
