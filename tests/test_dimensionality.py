@@ -188,6 +188,10 @@ def test_dims_per_feature_is_sticky_at_one_half(ns):
     # (the prose) dense and of equal importance, the 20 dimensions are spread over all 200
     # features: none has a norm above 0.5, yet ||W||_F² is 20
     assert not metrics.represented(result.W[0]).any()
+    # sticky at 1 too, from the dense end
+    d_start, d_stop = metrics.longest_run(np.abs(dpf - 1.0) < 0.03)
+    assert d_start == 0 and d_stop >= 2, dpf.round(3)
+    assert g["dense_models"] == d_stop and g["dense_to"] == pytest.approx(1 / densities[d_stop - 1])
     start, stop = metrics.longest_run(np.abs(dpf - 0.5) < 0.04)
     assert stop - start >= 3, f"the plateau at 1/2 spans only {stop - start} models: {dpf.round(3)}"
     assert (start, stop) == tuple(ns["plateau"])
