@@ -59,6 +59,7 @@ NO_RESULT_CLAIMS: dict[str, str] = {
     "ex-features-brains": "a reflection on superposition in brains, citing the literature only",
     "ex-geometry-orthogonal": "a proof, with no claim about the chapter's results",
     "ex-geometry-compression": "a reflection on compression against interpretability",
+    "ex-real-model-index": "a question about naming latents across seeds; its solution reasons, it quotes no result",
 }
 
 _CELL_RE = re.compile(r"^```\{code-cell\}[^\n]*\n(?P<body>.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
