@@ -47,6 +47,10 @@ def test_the_training_settings_are_the_glued_ones(ns):
     assert glued["n_train"] + glued["n_test"] == 100_000
     assert not (ns["held_out"] & ~ns["held_out"]).any() and ns["test_x"].shape[0] == glued["n_test"]
     assert glued["samples_seen"] == glued["steps"] * glued["batch"]
+    # the loss figure's caption: fast at first, still falling slowly at the end
+    loss = sae.loss_history[:, 0]
+    assert float(loss[40:50].mean()) < 0.6 * float(loss[:10].mean())
+    assert float(loss[-25:].mean()) < float(loss[-75:-50].mean()) < float(loss[40:50].mean())
 
 
 @claims("box-real-model-evaluation")
@@ -88,6 +92,9 @@ def test_the_browser(ns):
         assert len(marked) == 8 and all(m == word for m in marked), (word, marked)
         novels = set(re.findall(r"<li>[0-9.]+ · ([^:]+):", section))
         assert word in ("marianne", "darcy") or len(novels) >= 2, (word, novels)
+    # the quote latent fires mostly on other quotation marks
+    rows, _ = torch.nonzero(ns["latents"] == chosen[-1], as_tuple=True)
+    assert float((ns["token_ids"][rows] == vocab('"')).float().mean()) > 0.5
     quote = re.findall(r"<mark[^>]*>(.*?)</mark>", sections[-1])
     assert len(quote) == 8 and all(m == "&quot;" for m in quote), quote
 
