@@ -423,9 +423,9 @@ def test_bad_browser_arguments_are_refused(synthetic, args, kwargs, pattern):
 
 @pytest.mark.slow
 def test_a_topk_sae_on_a_small_slice_explains_most_of_the_held_out_variance(model, corpus):
-    """A TopK SAE (384 -> 1536, k = 32) trained for 150 steps on 11,000 tokens of the novels
-    explains more than 70% of the variance of 1,000 held-out tokens (every tenth window), with no
-    dead latent among those that matter: the chapter's recipe works on a small slice too."""
+    """A TopK SAE (384 -> 1536, k = 32) trained for 150 steps of 512 on 11,340 tokens of the novels
+    (100 windows of 126, every tenth held out) explains more than 70% of the variance of the 1,260
+    held-out tokens (0.74 when written), with L0 = 32: the chapter's recipe works on a small slice."""
     acts = rm.extract_activations(model, corpus, n_tokens=12_600, layer=3, context=128)
     window = torch.arange(acts.n_tokens) // (acts.context_length - 2)
     held_out = window % 10 == 9
