@@ -159,6 +159,24 @@ CASES = [
 ]
 
 
+# The feature-dimensionality sweep and the pentagon's collapse (book/toy_models.md).
+_SWEEP_W = np.random.default_rng(7).normal(size=(6, 3, 12))
+_COLLAPSE_W = np.concatenate([np.stack([pentagon()] * 3), np.stack([pentagon()] * 3) * [1, 1, 1, 1, 0]])
+CASES += [
+    (
+        "dims-per-feature",
+        plots.dimensions_per_feature_curve,
+        dict(density=np.geomspace(1, 0.01, 6), W=_SWEEP_W, plateau=(1, 3)),
+    ),
+    ("dims-scatter", plots.dimensionality_scatter, dict(density=np.geomspace(1, 0.01, 6), W=_SWEEP_W)),
+    (
+        "collapse",
+        plots.sparser_feature_collapse,
+        dict(ratio=np.geomspace(1, 8, 6), W=_COLLAPSE_W, feature=4, collapse=(2.3, 3.5)),
+    ),
+]
+
+
 def public_plot_functions() -> set[str]:
     """Every public function of toy_lib.plots that draws a figure (returns a new `Figure`; not
     `plots.finish`, which takes one)."""

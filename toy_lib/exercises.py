@@ -1199,3 +1199,109 @@ def _check_analyze_cases(name: str, fn: Callable, steps: int, signature: str, se
 
 
 __all__ += ["check_analyze_superposition"]
+
+
+# --------------------------------------------------------------------------- plateau values of D
+
+
+def _tight_geometry(n_features: int, n_hidden: int) -> torch.Tensor:
+    """``(hidden, feature)`` unit vectors of one of the symmetric geometries of
+    `_PLATEAU_CASES`: equal norms, spread so evenly that ``W Wᵀ`` is a multiple of the identity."""
+    k, d = n_features, n_hidden
+    if d == 1:  # one feature alone, or an antipodal pair
+        return torch.tensor([[(-1.0) ** j for j in range(k)]], dtype=torch.float64)
+    if d == 2:  # a regular k-gon
+        angles = 2 * math.pi * torch.arange(k, dtype=torch.float64) / k
+        return torch.stack([angles.cos(), angles.sin()])
+    if (k, d) == (4, 3):  # a regular tetrahedron
+        W = torch.tensor([[1, 1, -1, -1], [1, -1, 1, -1], [1, -1, -1, 1]], dtype=torch.float64)
+    elif (k, d) == (6, 3):  # an octahedron: three antipodal pairs on the axes
+        W = torch.cat([torch.eye(3), -torch.eye(3)], dim=1).to(torch.float64)
+    elif (k, d) == (8, 3):  # a square antiprism, its height chosen to make W Wᵀ ∝ I
+        angles = math.pi * torch.arange(8, dtype=torch.float64) / 4
+        z = torch.tensor([(-1.0) ** j for j in range(8)], dtype=torch.float64) / math.sqrt(2)
+        W = torch.stack([angles.cos(), angles.sin(), z])
+    elif (k, d) == (12, 3):  # an icosahedron
+        g = (1 + math.sqrt(5)) / 2
+        pts = []
+        for a in (-1.0, 1.0):
+            for b in (-g, g):
+                pts += [(0.0, a, b), (a, b, 0.0), (b, 0.0, a)]
+        W = torch.tensor(pts, dtype=torch.float64).T
+    else:  # pragma: no cover - only the cases below are built
+        raise ValueError(f"no geometry for {k} features in {d} dimensions")
+    return W / W.norm(dim=0)
+
+
+#: ``(n_features, n_hidden, what)``: the six plateau geometries of the dimensionality sweep and
+#: three more tight geometries the rule must also get right.
+_PLATEAU_CASES = (
+    (1, 1, "one feature with a dimension of its own"),
+    (2, 1, "an antipodal pair"),
+    (3, 2, "a triangle"),
+    (4, 3, "a tetrahedron"),
+    (5, 2, "a pentagon"),
+    (8, 3, "a square antiprism"),
+    (6, 2, "a hexagon"),
+    (6, 3, "an octahedron (three antipodal pairs)"),
+    (12, 3, "an icosahedron"),
+)
+
+
+@_checker
+def check_plateau_dimensionality(fn: Callable) -> None:
+    """Check a learner's ``fn(n_features, n_hidden) -> D``: the dimensionality of each of
+    ``n_features`` features of equal norm spread evenly in ``n_hidden`` dimensions (so evenly
+    that ``W Wᵀ`` is a multiple of the identity: a pair, a regular polygon, a tetrahedron, ...).
+
+    The checker builds each geometry of `_PLATEAU_CASES` (the six plateaus of the feature
+    dimensionality sweep, 1, 3/4, 2/3, 1/2, 2/5, 3/8, and a hexagon, an octahedron and an
+    icosahedron), measures its features' dimensionality with
+    `toy_lib.metrics.feature_dimensionality`, and compares it with ``fn``'s prediction.
+
+    Raises:
+        AssertionError: naming the geometry, the predicted and the measured value and, for the
+            common mistakes (features per dimension, one dimension shared among the features,
+            the polygon's 2/k everywhere), what went wrong.
+    """
+    name = "check_plateau_dimensionality"
+    for k, d, what in _PLATEAU_CASES:
+        case = f"{what} ({k} feature{'s' if k > 1 else ''} in {d} dimension{'s' if d > 1 else ''})"
+        got = _as_numpy(_call(name, case, "one number", fn, k, d), name, "one number", case)
+        if got.size != 1:
+            raise _fail(
+                name,
+                f"for {case} your function returned shape {got.shape}: expected one number.",
+                "every feature of these geometries has the same dimensionality: return it once.",
+            )
+        value = float(got.reshape(()))
+        measured = metrics.feature_dimensionality(_tight_geometry(k, d))
+        want = float(measured.mean())
+        if math.isfinite(value) and abs(value - want) <= 1e-6:
+            continue
+        hint = None
+        if math.isclose(value, k / d, rel_tol=1e-6):
+            hint = (
+                "you returned features per dimension (n_features / n_hidden); D is the share of a "
+                "dimension each feature gets, at most 1."
+            )
+        elif math.isclose(value, 1 / k, rel_tol=1e-6) and d > 1:
+            hint = (
+                "1 / n_features divides one dimension among the features, but they share all "
+                "n_hidden dimensions: the D of all the features adds up to n_hidden."
+            )
+        elif math.isclose(value, 2 / k, rel_tol=1e-6):
+            hint = (
+                "2 / n_features is right for features spread around a circle (2 dimensions); "
+                "here they span n_hidden dimensions."
+            )
+        raise _fail(
+            name,
+            f"for {case} you predicted D = {value:.4g}, but its features measure D = {want:.4g} "
+            "(metrics.feature_dimensionality).",
+            hint,
+        )
+    print(f"{name}: your function passed ({len(_PLATEAU_CASES)} geometries, from a pair to an icosahedron)")
+
+
+__all__ += ["check_plateau_dimensionality"]
