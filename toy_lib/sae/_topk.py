@@ -13,7 +13,11 @@ That gives dead latents a gradient towards what the live ones miss.
 
 With a large dictionary (the real-model chapter's 3072 latents) the decoder is applied sparsely:
 the ``k`` kept latents of each input select ``k`` rows of ``W_dec`` (`torch.nn.functional.embedding_bag`),
-instead of multiplying by a matrix of mostly zeros.
+instead of multiplying by a matrix of mostly zeros. Training goes sparse too (`TopKSAE.sparse_step`,
+which `train_sae` uses whenever the decoder is sparse and there is no AuxK loss): autograd would
+turn the gradient of the ``k`` kept latents back into a dense ``(batch, d_sae)`` matrix and pay two
+dense products with ``W_enc`` for it; by hand, ``W_enc``'s gradient is a sparse product with only
+``batch × k`` non-zeros, and ``b_dec``'s part through the encoder one vector-matrix product.
 """
 
 from __future__ import annotations
@@ -78,6 +82,61 @@ class TopKSAE(SAEArchitecture):
         f = torch.zeros_like(z).scatter(-1, indices, values)
         x_hat = sparse_decode(params, values, indices) if self.sparse else self.decode(params, f)
         return self.output(params, x, z, f, x_hat, dead)
+
+    def sparse_step(self, params: dict, x: torch.Tensor, grads: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """The loss of a training step and its gradients, never forming a dense ``(batch, d_sae)``
+        matrix (the loss, and the gradients up to rounding, of `loss` with autograd; the tests
+        check it).
+
+        Args:
+            params: the core parameters, by name.
+            x: the batch, ``(instance, batch, d_in)``.
+            grads: where to write each core parameter's gradient (tensors of the parameters' shapes,
+                overwritten).
+
+        Returns:
+            ``(loss, fired)``: ``(instance,)`` and ``(instance, d_sae)`` bool, which latents fired
+            on some input of the batch.
+        """
+        W_enc, W_dec, b_enc, b_dec = (params[n] for n in ("W_enc", "W_dec", "b_enc", "b_dec"))
+        n_inst, batch, d_in = x.shape
+        d_sae = self.config.d_sae
+        with torch.no_grad():
+            centred = x - b_dec[:, None, :]
+            values, indices = self.top_k(torch.baddbmm(b_enc[:, None, :], centred, W_enc))
+        # the decoder through autograd: embedding_bag's backward is already sparse
+        kept = values.detach().requires_grad_(True)
+        rows = W_dec.detach().requires_grad_(True)
+        with torch.enable_grad():
+            x_hat = sparse_decode({"W_dec": rows, "b_dec": b_dec.detach()}, kept, indices)
+            error = x_hat - x
+            loss = error.square().sum(-1).mean(-1)
+            d_kept, d_rows = torch.autograd.grad(loss.sum(), [kept, rows])
+        with torch.no_grad():
+            d_z = d_kept * (values > 0)  # the ReLU and the instance's own k (masked values are 0)
+            offset = (torch.arange(n_inst, device=x.device) * d_sae)[:, None, None]
+            latent = (indices + offset).reshape(-1)  # (instance * batch * k,) into the flat latents
+            row = torch.arange(n_inst * batch, device=x.device).repeat_interleave(indices.shape[-1])
+            d_z_sparse = torch.sparse_coo_tensor(
+                torch.stack([latent, row]),
+                d_z.reshape(-1),
+                (n_inst * d_sae, n_inst * batch),
+                check_invariants=False,
+            )
+            # W_enc[i]ᵀ's gradient: Σ_b d_z[b] ⊗ centred[b]; only an instance's own rows meet its latents
+            d_W_enc_t = torch.sparse.mm(d_z_sparse, centred.reshape(n_inst * batch, d_in))
+            grads["W_enc"].copy_(d_W_enc_t.view(n_inst, d_sae, d_in).transpose(1, 2))
+            grads["W_dec"].copy_(d_rows)
+            d_b_enc = torch.zeros(n_inst * d_sae, device=x.device).index_add_(0, latent, d_z.reshape(-1))
+            grads["b_enc"].copy_(d_b_enc.view(n_inst, d_sae))
+            # b_dec: the decoder's bias directly, minus its part through the encoder's input
+            d_b_dec = (2.0 / batch) * error.sum(1) - torch.bmm(
+                grads["b_enc"][:, None, :], W_enc.transpose(1, 2)
+            )[:, 0]
+            grads["b_dec"].copy_(d_b_dec)
+            fired = torch.zeros(n_inst * d_sae, dtype=torch.bool, device=x.device)
+            fired[latent[(values > 0).reshape(-1)]] = True
+        return loss.detach(), fired.view(n_inst, d_sae)
 
     def output(self, params, x, z, f, x_hat, dead) -> LossOutput:
         """The reconstruction error, plus the AuxK loss when ``aux_k`` is set and ``dead`` given."""

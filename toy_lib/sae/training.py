@@ -137,8 +137,11 @@ class _Trainer:
         #: the decoder, a view of ``flat``
         self.W_dec = _cpu_step.views(self.flat, self.spots)["W_dec"]
         self.compiled = _cpu_step.available(cfg, dev)
+        #: a large TopK SAE without AuxK: the hand-written sparse step (`TopKSAE.sparse_step`)
+        self.sparse = not self.compiled and cfg.architecture == "topk" and arch.sparse and cfg.aux_k is None
         if self.compiled:
             self.cpu_step = _cpu_step.CpuStep(arch, self.spots, batch_size)
+        if self.compiled or self.sparse:
             self.grad = torch.zeros_like(self.flat)
             self.grad_W_dec = _cpu_step.views(self.grad, self.spots)["W_dec"]
         else:
@@ -183,6 +186,11 @@ class _Trainer:
             if self.buffers:
                 self.arch.update_buffers(self.buffers, torch.from_numpy(self.cpu_step.smallest).float())
             grad = self.grad
+        elif self.sparse:
+            loss, fired = self.arch.sparse_step(self.params(), x, _cpu_step.views(self.grad, self.spots))
+            loss_out.copy_(loss)
+            self.since_fired.add_(1).masked_fill_(fired, 0)
+            grad = self.grad
         else:
             self.flat.grad = None
             with torch.enable_grad():
@@ -199,7 +207,11 @@ class _Trainer:
         if self.normalize_decoder:  # remove the part of each row's gradient along the row
             with torch.no_grad():
                 W_dec = self.W_dec
-                g = self.grad_W_dec if self.compiled else _cpu_step.views(grad, self.spots)["W_dec"]
+                g = (
+                    self.grad_W_dec
+                    if self.compiled or self.sparse
+                    else _cpu_step.views(grad, self.spots)["W_dec"]
+                )
                 g.sub_((g * W_dec).sum(-1, keepdim=True) * W_dec)
         return [grad]
 
