@@ -139,7 +139,12 @@ def antipodal_loss(density) -> np.ndarray:
 def triangle_loss(relative_importance, density) -> np.ndarray:
     """The expected loss of three features at 120° in a plane (unit arrows, zero bias), two of
     importance 1 and one of importance ``r``: each pair active alone costs ``(I_i + I_j)/16``,
-    all three active ``(2 + r)/6``. Arguments as in `candidate_losses`."""
+    all three active ``(2 + r)/6``.
+
+    Args:
+        relative_importance: ``r > 0``, a number or an array.
+        density: ``p`` in (0, 1], a number or an array of the same shape.
+    """
     r, p = _grid(relative_importance, density)
     pair_alone = p**2 * (1 - p)
     return pair_alone * (2 + (1 + r) + (1 + r)) / 16 + p**3 * (2 + r) * _TRIPLE
@@ -186,7 +191,16 @@ _CANDIDATE_PHASE = {
 def phase(relative_importance, density, *, n_features: int = 2) -> np.ndarray:
     """What the extra feature does in the lowest-loss candidate: ``"ignored"``, ``"dedicated"``
     or ``"antipodal"`` (``"polygon"`` where the triangle wins, which on r in [0.1, 10] it never
-    does). Arguments as in `candidate_losses`; returns an array of strings of the grid's shape."""
+    does).
+
+    Args:
+        relative_importance: ``r > 0``, a number or an array (a grid).
+        density: ``p`` in (0, 1], a number or an array of the same shape.
+        n_features: 2 (``2 -> 1``) or 3 (``3 -> 2``).
+
+    Returns:
+        An array of strings of the grid's shape.
+    """
     losses = candidate_losses(relative_importance, density, n_features=n_features)
     names = list(losses)
     best = np.argmin(np.stack([losses[k] for k in names]), axis=0)
