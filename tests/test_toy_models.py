@@ -414,6 +414,11 @@ def check_relu_twenty(W_relu, W_linear) -> None:
             assert alone.max() < shared.min(), f"p = {p}: alone {alone}, in superposition {shared}"
     at03 = DENSITIES_20.index(0.3)
     assert np.all(sup[at03, :2] < 0.1) and np.sum(kept[at03] & (sup[at03] >= 0.5)) >= 2
+    # ... and the shared ones there are antipodal pairs: one partner each at cosine below -0.9
+    W = np.asarray(W_relu[at03], dtype=np.float64)
+    geometry = theory.classify_geometry(W)
+    shared03 = np.flatnonzero(kept[at03] & (sup[at03] >= 0.5))
+    assert np.all(geometry[shared03] == "antipodal"), geometry
 
 
 @claims("box-toy-twenty")

@@ -39,7 +39,7 @@ from contextlib import contextmanager
 
 import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.colors import Normalize
+from matplotlib.colors import ListedColormap, Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle
 
@@ -1139,8 +1139,8 @@ def interference_cost(density, simulated, standard_error, predicted, labels: Seq
 
 # --------------------------------------------------------------------------- phase diagrams (toy-models chapter)
 
-#: The colour of each phase of a phase diagram (Paul Tol's muted palette: none of them is a
-#: feature colour), in the order of `toy_lib.theory.GEOMETRIES`.
+#: The colour of each phase of a phase diagram, from Paul Tol's muted palette (none of them is
+#: a feature colour), in the order of `toy_lib.theory.GEOMETRIES`.
 PHASE_COLOURS = {"ignored": "#DDDDDD", "dedicated": "#88CCEE", "antipodal": "#CC6677", "polygon": "#DDCC77"}
 
 
@@ -1292,8 +1292,6 @@ def phase_diagram(
                 "mark", mark, f"booleans of shape {grid.shape}", f"{mark_arr.dtype} of shape {mark_arr.shape}"
             )
     names = list(PHASE_COLOURS)
-    from matplotlib.colors import ListedColormap
-
     cmap = ListedColormap([PHASE_COLOURS[n] for n in names])
     codes = np.vectorize(names.index)(grid.astype(str)).astype(float)
     r_edges, p_order = _log_edges(r), np.argsort(p)

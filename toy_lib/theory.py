@@ -63,7 +63,7 @@ __all__ = [
 PHASES = ("ignored", "dedicated", "antipodal")
 #: What `classify_geometry` calls each feature of a trained model.
 GEOMETRIES = ("ignored", "dedicated", "antipodal", "polygon")
-#: The settings with candidates: ``n_features`` -> ``n_hidden``.
+#: The settings that have candidates, ``n_features`` -> ``n_hidden``.
 SETTINGS = {2: 1, 3: 2}
 #: A represented partner with a cosine below ``-ANTIPODAL_COS`` makes an antipodal pair.
 ANTIPODAL_COS = 0.9
