@@ -2,7 +2,7 @@
 driven by Playwright, against the built book served from 127.0.0.1. Never downloads a browser.
 
 Used by tests/test_pages.py, tests/test_widget.py, tests/test_sae_widget.py and the benchmarks
-benchmarks/widget_time_to_pentagon.py and benchmarks/sae_widget_time_to_recovery.py.
+benchmarks/widget_time_to_pentagon.py.
 `python scripts/setup.py --tests` (part of the README's test command) installs Debian's chromium
 when it is missing.
 """

@@ -271,7 +271,8 @@ def test_ten_latents_with_resampling_keep_being_resampled(tab):
 
 def test_the_penalty_claims(tab, saes):
     """The prose on the penalty. λ = 0: several latents fire on every input, even the empty ones
-    (L0 above 1), the reconstruction almost perfect, and on some start a feature is missed.
+    (L0 above 1), the reconstruction error a fifth or less of its value at λ = 0.4, and on some
+    start a feature is missed.
     λ = 2: latents keep dying, L0 below the data's true L0, reconstruction loss several times
     that at λ = 0.4."""
     tab.open(PAGE)
@@ -282,7 +283,7 @@ def test_the_penalty_claims(tab, saes):
     true_l0 = saes["glued"]["toy_true_l0"]
     for f, u, d in zip(free, usual, dear):
         assert f["l0"] > 1 and sum(v > 0 for v in f["zeroF"]) >= 2, (f["seed"], f["l0"], f["zeroF"])
-        assert f["mse"] < u["mse"] / 10, (f["seed"], f["mse"], u["mse"])
+        assert f["mse"] < u["mse"] / 5, (f["seed"], f["mse"], u["mse"])
         assert d["l0"] < true_l0 and d["mse"] > 3 * u["mse"], (d["seed"], d["l0"], d["mse"], u["mse"])
         assert d["nResampled"] >= 20, (d["seed"], d["nResampled"])  # latents keep dying
     # "the decoder directions need not lie on the features": at λ = 0 some start misses one.

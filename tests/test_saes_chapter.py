@@ -44,12 +44,13 @@ def test_the_toy_model_is_a_pentagon(saes):
 def test_s1_resampling_recovers_every_feature(saes):
     """S1: with resampling, on the better half of 16 restarts every true feature has a decoder
     direction at cosine > 0.95, all five latents alive, each firing at a rate in [0.01, 0.04];
-    the box claims more: every restart finds all five."""
+    the box claims more: almost every restart (at least 14 of the 16) finds all five."""
     r, true = saes["with_resampling"], saes["true_directions"]
     assert r.config.n_instances == 16 and r.recipe["resample_dead"] == [True] * 16
     assert r.recipe["steps"] == 20_000 and r.recipe["batch_size"] == 1024 and r.recipe["lr"] == 1e-3
     best = metrics.max_cosines(true, r.W_dec)  # (instance, feature)
-    assert (best.min(-1) > 0.95).all(), best.min(-1)  # the box says: every restart
+    found = int((best.min(-1) > 0.95).sum())
+    assert found >= 14, best.min(-1)  # the box: at least 14 of the 16
     half = np.argsort(r.final_loss.numpy())[:8]
     assert best[half].min() > 0.97, "margin: the better half should match well above 0.95"
     assert not r.dead[half].any()
@@ -60,7 +61,7 @@ def test_s1_resampling_recovers_every_feature(saes):
     assert final.min() > 0.95  # the strip's last panel: directions on the features
     assert metrics.max_cosines(true, snaps[0, half[0]]).min() < 0.9  # and they started elsewhere
     glued = saes["glued"]
-    assert glued["res_all_found"] == 16 and glued["res_n_resampled"] == int(r.n_resampled.sum()) > 0
+    assert glued["res_all_found"] == found and glued["res_n_resampled"] == int(r.n_resampled.sum()) > 0
 
 
 def test_twenty_thousand_steps_are_needed(saes):
@@ -68,7 +69,7 @@ def test_twenty_thousand_steps_are_needed(saes):
     r, true = saes["with_resampling"], saes["true_directions"]
     halfway = r.snapshot_steps.index(10_000)
     found = int((metrics.max_cosines(true, r.W_dec_snapshots[halfway]).min(-1) > 0.95).sum())
-    assert found == saes["glued"]["res_found_halfway"] <= 13, found
+    assert found == saes["glued"]["res_found_halfway"] < saes["glued"]["res_all_found"], found
 
 
 @claims("box-saes-resampling")
@@ -128,7 +129,9 @@ def test_l1_finds_the_features_shrinks_most_and_topk_1_fails_on_empty_inputs(sae
     l1 = runs["L1"]
     assert l1.dead.sum() == 0 == saes["glued"]["arch_l1_dead"]  # every latent alive
     found = (metrics.max_cosines(saes["true_directions"], l1.W_dec).min(-1) > 0.95).sum()
-    assert found >= 3 and found == saes["glued"]["arch_l1_found"]  # most restarts
+    assert found >= 1 and found == saes["glued"]["arch_l1_found"]  # some restarts
+    kept = int(l1.final_loss.argmin())
+    assert metrics.max_cosines(saes["true_directions"], l1.W_dec)[kept].min() > 0.95  # the kept one
     assert table["L1"]["MMCS"] > 0.97  # the kept one, with margin
     shrink = table["L1"]["shrinkage"]
     for name in ("gated", "JumpReLU"):
@@ -161,8 +164,14 @@ def test_s3_l1_shrinks_and_thresholded_saes_do_not(saes):
     for name, line in zip(saes["labels"][1:], curves[1:]):  # the thresholded SAEs close to it
         fired = line > 0.05
         assert fired[top].all() and np.abs(line[fired] / m[fired] - 1).mean() < 0.1, (name, line)
-    jump = curves[2][curves[2] > 0.05] / m[curves[2] > 0.05]
-    assert np.abs(jump - 1).max() < 0.03, jump  # JumpReLU: on the diagonal
+    # JumpReLU: on the diagonal wherever one latent fires; off it only where a second latent
+    # switches on too, and only at the largest sizes (the box, the caption)
+    line = torch.linspace(0, 1, len(m))[:, None] * saes["true_W"][:, 0]
+    jumprelu = saes["saes"]["JumpReLU"]
+    active = (jumprelu.encode(line)[int(jumprelu.final_loss.argmin())] > 0).sum(-1).numpy()
+    one = active == 1
+    assert one.sum() >= 0.6 * len(m) and np.abs(curves[2][one] / m[one] - 1).max() < 0.03, curves[2]
+    assert (curves[2][active == 0] < 0.05).all() and (m[active > 1] >= 0.9 * m.max()).all(), active
     gated = saes["saes"]["gated"]
     kept = int(gated.final_loss.argmin())
     largest = gated.encode(saes["true_W"][:, 0][None])[kept, 0]  # feature 0 alone at v = 1
@@ -177,7 +186,7 @@ def test_s7_tuned_l1_and_topk_match_every_represented_feature(saes):
     """S7: the 20 -> 5 model at p = 0.05 (best of 4) represents all 20 features; at its best
     setting each of L1 and TopK matches every one at cosine > 0.9 on at least one seed; far
     from the true L0 (λ = 0.1, k = 4) at most half; TopK at k = 4 has a far lower MSE than at
-    k = 1; the figure's rows have one red cell each; the prose: TopK recovers more."""
+    k = 1; the figure's rows have one red cell each; the prose: neither clearly wins."""
     rep, matched, glued = saes["represented"], saes["matched"], saes["glued"]
     toy20 = saes["toy20"]
     assert toy20.restart_losses.shape == (1, 4) and (toy20.config.probability_matrix() == 0.05).all()
@@ -191,9 +200,10 @@ def test_s7_tuned_l1_and_topk_match_every_represented_feature(saes):
     assert matched["L1"][0].max() <= 10 and matched["TopK"][2].max() <= 10, matched
     assert glued["s7_best"] == 20 == glued["s7_l1_best"] == glued["s7_topk_best"]
     assert glued["s7_k4_matched"] <= 10 and glued["s7_k4_mse_gain"] > 5
-    # the prose: TopK recovers more at the best settings, by the glued margin
+    # the prose: neither clearly wins at the best settings (a match or two apart over two seeds)
     l1, topk = (matched[n][saes["best_setting"][n]].sum() for n in ("L1", "TopK"))
-    assert topk == glued["s7_topk_total"] > l1 == glued["s7_l1_total"]
+    assert topk == glued["s7_topk_total"] and l1 == glued["s7_l1_total"]
+    assert abs(int(topk) - int(l1)) <= 2 and min(topk, l1) >= 37, (topk, l1)
     # the heatmap: one cell above 0.9 in every row
     assert ((saes["cos"] > 0.9).sum(-1) == 1).all()
 
