@@ -1186,7 +1186,51 @@ def build_cases(cache_folder: str) -> list[Case]:
         dict(n_panels=5),
         {"n_panels": sizes(base=5)[:14], "max_cols": sizes(base=3)[:14]},
     )
+    richer_cases(vary)
     return cases
+
+
+def richer_cases(vary) -> None:
+    """The chapter "Superposition in richer settings": its checkers and its loading plot."""
+
+    def pairs_reference(p, n):
+        prob = torch.as_tensor(p).repeat_interleave(2, dim=1)
+        return toy_lib.generate_batch(prob, n, correlated=[(2 * k, 2 * k + 1) for k in range(p.shape[1])])
+
+    def abs_loss_reference(W1, W2, b, x, importance):
+        return toy_lib.loss_per_instance(x.abs(), toy_lib.abs_forward(W1, W2, b, x), importance)
+
+    refs = {
+        "check_correlated_batch": (pairs_reference, 2),
+        "check_neuron_forward": (toy_lib.neuron_forward, 3),
+        "check_abs_loss": (abs_loss_reference, 5),
+    }
+    for name, (reference, arity) in refs.items():
+        params = {"fn": learner_functions(reference, arity, name), "seed": seeds()[:9]}
+        if name == "check_correlated_batch":
+            params["batch_size"] = [
+                V("20000", 20_000, True),
+                V("10 (too few to judge)", 10, False),
+                V("2.5", 2.5, False),
+            ]
+        vary("exercises", f"exercises.{name}", getattr(exercises, name), dict(fn=lambda r=reference: r), params,
+             positional=("fn",))  # fmt: skip
+    W = lambda: torch.randn(3, 5, 10, generator=torch.Generator().manual_seed(0))  # noqa: E731
+    vary(
+        "plots",
+        "plots.neuron_loadings",
+        plots.neuron_loadings,
+        dict(W=W),
+        {
+            "W": tensors((3, 5, 10), ("instance", "neuron", "feature"), set())[:40],
+            "titles": [
+                V("list", ["a", "b", "c"], True),
+                V("wrong length", ["a"], False),
+                V("str", "abc", False),
+            ],
+            "max_cols": sizes(base=3)[:10],
+        },
+    )
 
 
 # ----------------------------------------------------------------------------- SAEs and the real model

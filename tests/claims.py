@@ -59,6 +59,8 @@ NO_RESULT_CLAIMS: dict[str, str] = {
     "ex-features-brains": "a reflection on superposition in brains, citing the literature only",
     "ex-geometry-orthogonal": "a proof, with no claim about the chapter's results",
     "ex-geometry-compression": "a reflection on compression against interpretability",
+    "ex-richer-correlation-reflection": "a reflection on what correlation does to interpretability",
+    "ex-richer-two-neurons": "a derivation (why |x| takes two neurons per feature), no claim about results",
 }
 
 _CELL_RE = re.compile(r"^```\{code-cell\}[^\n]*\n(?P<body>.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)

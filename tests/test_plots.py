@@ -179,6 +179,36 @@ CASES = [
             titles=["2 → 1", "3 → 2"],
         ),
     ),
+    # superposition in richer settings
+    (
+        "neuron-loadings",
+        plots.neuron_loadings,
+        dict(W=np.random.default_rng(6).normal(size=(7, 5, 10)), titles=[f"p = {k}" for k in range(7)]),
+    ),
+    ("neuron-loadings-one", plots.neuron_loadings, dict(W=np.eye(6, 3) - np.eye(6, 3, k=-3))),
+    (
+        "neuron-loadings-wide",
+        plots.neuron_loadings,
+        dict(W=np.random.default_rng(7).normal(size=(2, 40, 100)), titles=["a", "b"], max_cols=1),
+    ),
+]
+
+
+# The feature-dimensionality sweep and the pentagon's collapse (book/toy_models.md).
+_SWEEP_W = np.random.default_rng(7).normal(size=(6, 3, 12))
+_COLLAPSE_W = np.concatenate([np.stack([pentagon()] * 3), np.stack([pentagon()] * 3) * [1, 1, 1, 1, 0]])
+CASES += [
+    (
+        "dims-per-feature",
+        plots.dimensions_per_feature_curve,
+        dict(density=np.geomspace(1, 0.01, 6), W=_SWEEP_W, plateau=(1, 3)),
+    ),
+    ("dims-scatter", plots.dimensionality_scatter, dict(density=np.geomspace(1, 0.01, 6), W=_SWEEP_W)),
+    (
+        "collapse",
+        plots.sparser_feature_collapse,
+        dict(ratio=np.geomspace(1, 8, 6), W=_COLLAPSE_W, feature=4, collapse=(2.3, 3.5)),
+    ),
 ]
 
 
@@ -429,6 +459,10 @@ BAD = [
         "boundaries=",
         "one list of curves per panel",
     ),
+    (plots.neuron_loadings, dict(W=np.zeros((0, 5, 10))), "W=", "at least one"),
+    (plots.neuron_loadings, dict(W=np.full((5, 10), np.nan)), "W=", "finite"),
+    (plots.neuron_loadings, dict(W=np.ones((2, 5, 10)), titles=["one"]), "titles=", "2 strings"),
+    (plots.neuron_loadings, dict(W=np.ones((5, 10)), max_cols=0), "max_cols=0", "positive integer"),
 ]
 
 

@@ -908,6 +908,18 @@ PUBLIC_CALLS = {
 }
 
 
+# The plateau helpers of feature dimensionality take dimensionalities (and a mask), not weights.
+_D = lambda s: metrics.feature_dimensionality(s * _W.double())  # noqa: E731
+PUBLIC_CALLS.update(
+    {
+        "metrics.nearest_plateau": lambda s: metrics.nearest_plateau(_D(s)),
+        "metrics.near_plateau": lambda s: metrics.near_plateau(_D(s)),
+        "metrics.plateau_fraction": lambda s: metrics.plateau_fraction(_D(s)),
+        "metrics.longest_run": lambda s: metrics.longest_run(metrics.near_plateau(_D(s)).ravel()),
+    }
+)
+
+
 def test_the_finiteness_test_covers_the_public_api():
     covered = {name.split(" ")[0].removeprefix("metrics.") for name in PUBLIC_CALLS}
     functions = {

@@ -1295,3 +1295,344 @@ def check_candidate_losses(fn: Callable) -> None:
                 hint,
             )
     print(f"{name}: your function passed (a single cell and a 4 x 5 grid, all three candidates)")
+
+
+# --------------------------------------------------------------------------- plateau values of D
+
+
+def _tight_geometry(n_features: int, n_hidden: int) -> torch.Tensor:
+    """``(hidden, feature)`` unit vectors of one of the symmetric geometries of
+    `_PLATEAU_CASES`: equal norms, spread so evenly that ``W Wᵀ`` is a multiple of the identity."""
+    k, d = n_features, n_hidden
+    if d == 1:  # one feature alone, or an antipodal pair
+        return torch.tensor([[(-1.0) ** j for j in range(k)]], dtype=torch.float64)
+    if d == 2:  # a regular k-gon
+        angles = 2 * math.pi * torch.arange(k, dtype=torch.float64) / k
+        return torch.stack([angles.cos(), angles.sin()])
+    if (k, d) == (4, 3):  # a regular tetrahedron
+        W = torch.tensor([[1, 1, -1, -1], [1, -1, 1, -1], [1, -1, -1, 1]], dtype=torch.float64)
+    elif (k, d) == (6, 3):  # an octahedron: three antipodal pairs on the axes
+        W = torch.cat([torch.eye(3), -torch.eye(3)], dim=1).to(torch.float64)
+    elif (k, d) == (8, 3):  # a square antiprism, its height chosen to make W Wᵀ ∝ I
+        angles = math.pi * torch.arange(8, dtype=torch.float64) / 4
+        z = torch.tensor([(-1.0) ** j for j in range(8)], dtype=torch.float64) / math.sqrt(2)
+        W = torch.stack([angles.cos(), angles.sin(), z])
+    elif (k, d) == (12, 3):  # an icosahedron
+        g = (1 + math.sqrt(5)) / 2
+        pts = []
+        for a in (-1.0, 1.0):
+            for b in (-g, g):
+                pts += [(0.0, a, b), (a, b, 0.0), (b, 0.0, a)]
+        W = torch.tensor(pts, dtype=torch.float64).T
+    else:  # pragma: no cover - only the cases below are built
+        raise ValueError(f"no geometry for {k} features in {d} dimensions")
+    return W / W.norm(dim=0)
+
+
+#: ``(n_features, n_hidden, what)``: the six plateau geometries of the dimensionality sweep and
+#: three more tight geometries the rule must also get right.
+_PLATEAU_CASES = (
+    (1, 1, "one feature with a dimension of its own"),
+    (2, 1, "an antipodal pair"),
+    (3, 2, "a triangle"),
+    (4, 3, "a tetrahedron"),
+    (5, 2, "a pentagon"),
+    (8, 3, "a square antiprism"),
+    (6, 2, "a hexagon"),
+    (6, 3, "an octahedron (three antipodal pairs)"),
+    (12, 3, "an icosahedron"),
+)
+
+
+@_checker
+def check_plateau_dimensionality(fn: Callable) -> None:
+    """Check a learner's ``fn(n_features, n_hidden) -> D``: the dimensionality of each of
+    ``n_features`` features of equal norm spread evenly in ``n_hidden`` dimensions (so evenly
+    that ``W Wᵀ`` is a multiple of the identity: a pair, a regular polygon, a tetrahedron, ...).
+
+    The checker builds each geometry of `_PLATEAU_CASES` (the six plateaus of the feature
+    dimensionality sweep, 1, 3/4, 2/3, 1/2, 2/5, 3/8, and a hexagon, an octahedron and an
+    icosahedron), measures its features' dimensionality with
+    `toy_lib.metrics.feature_dimensionality`, and compares it with ``fn``'s prediction.
+
+    Raises:
+        AssertionError: naming the geometry, the predicted and the measured value and, for the
+            common mistakes (features per dimension, one dimension shared among the features,
+            the polygon's 2/k everywhere), what went wrong.
+    """
+    name = "check_plateau_dimensionality"
+    for k, d, what in _PLATEAU_CASES:
+        case = f"{what} ({k} feature{'s' if k > 1 else ''} in {d} dimension{'s' if d > 1 else ''})"
+        got = _as_numpy(_call(name, case, "one number", fn, k, d), name, "one number", case)
+        if got.size != 1:
+            raise _fail(
+                name,
+                f"for {case} your function returned shape {got.shape}: expected one number.",
+                "every feature of these geometries has the same dimensionality: return it once.",
+            )
+        value = float(got.reshape(()))
+        measured = metrics.feature_dimensionality(_tight_geometry(k, d))
+        want = float(measured.mean())
+        if math.isfinite(value) and abs(value - want) <= 1e-6:
+            continue
+        hint = None
+        if math.isclose(value, k / d, rel_tol=1e-6):
+            hint = (
+                "you returned features per dimension (n_features / n_hidden); D is the share of a "
+                "dimension each feature gets, at most 1."
+            )
+        elif math.isclose(value, 1 / k, rel_tol=1e-6) and d > 1:
+            hint = (
+                "1 / n_features divides one dimension among the features, but they share all "
+                "n_hidden dimensions: the D of all the features adds up to n_hidden."
+            )
+        elif math.isclose(value, 2 / k, rel_tol=1e-6):
+            hint = (
+                "2 / n_features is right for features spread around a circle (2 dimensions); "
+                "here they span n_hidden dimensions."
+            )
+        raise _fail(
+            name,
+            f"for {case} you predicted D = {value:.4g}, but its features measure D = {want:.4g} "
+            "(metrics.feature_dimensionality).",
+            hint,
+        )
+    print(f"{name}: your function passed ({len(_PLATEAU_CASES)} geometries, from a pair to an icosahedron)")
+
+
+__all__ += ["check_plateau_dimensionality"]
+
+
+# --------------------------------------------------------------------------- superposition in richer settings
+
+__all__ += ["check_correlated_batch", "check_neuron_forward", "check_abs_loss"]
+
+
+@_checker
+def check_correlated_batch(fn: Callable, *, batch_size: int = 20_000, seed: int = 0) -> None:
+    """Check a learner's ``fn(pair_probability, batch_size) -> x``: features in correlated pairs.
+
+    ``pair_probability`` is an ``(instance, pair)`` tensor; ``x`` must be an ``(instance, batch,
+    feature)`` tensor with ``feature = 2 × pair``, in which features ``2k`` and ``2k + 1`` are
+    active together (both or neither) with probability ``pair_probability[i, k]``, the pairs
+    independently of each other, and each active feature takes its own value uniform on
+    [0, 1]. The data are random, so the checker compares statistics with what they must be
+    (tolerances of five standard deviations or more). It seeds torch's global random number
+    generator and restores its state afterwards.
+
+    Args:
+        fn: your function.
+        batch_size: samples per instance, an integer from 1,000 to 1,000,000.
+        seed: seeds the random numbers, an integer from 0 to 2**63 - 1.
+
+    Raises:
+        AssertionError: naming the statistic that is off and a likely cause.
+        ValueError: for a ``fn`` that is not a function, or a bad ``batch_size`` or ``seed``.
+    """
+    name = "check_correlated_batch"
+    batch_size = _validate.integer(batch_size, "batch_size", minimum=1000, maximum=10**6)
+    seed = _validate.seed(seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        _check_correlated_batch(fn, batch_size, name)
+
+
+def _check_correlated_batch(fn: Callable, batch_size: int, name: str) -> None:
+    prob = torch.tensor([[0.5, 0.1, 1.0], [0.2, 0.2, 0.0]])
+    n_inst, n_pairs = prob.shape
+    case = f"pair_probability of shape {tuple(prob.shape)} and batch_size={batch_size}"
+    what = "an (instance, batch, feature) tensor with two features per pair"
+    x = _as_numpy(_call(name, case, what, fn, prob.clone(), batch_size), name, what, case)
+    _check_shape(name, x, (n_inst, batch_size, 2 * n_pairs), "(instance, batch, feature), feature = 2 × pair")
+    _check_finite(name, x, case)
+    if x.min() < 0 or x.max() > 1:
+        raise _fail(
+            name,
+            f"your values range from {x.min():.3g} to {x.max():.3g}: every entry must lie in [0, 1].",
+            "an active feature takes a value drawn uniformly from [0, 1] (torch.rand); an inactive one is 0.",
+        )
+    active = x != 0
+    first, second = active[:, :, 0::2], active[:, :, 1::2]  # (instance, batch, pair)
+    apart = (first != second).mean()
+    if apart > 0:
+        hint = "draw one 'is the pair active?' number per pair and sample, and use it for both features."
+        if abs(apart - 2 * 0.5 * 0.5 * 0.25) < 0.1:
+            hint = "the two features of a pair look independent: " + hint
+        raise _fail(
+            name,
+            f"in {apart:.1%} of the (sample, pair) cases one feature of a pair is active without the other: "
+            "the two features of a pair must be active together.",
+            hint,
+        )
+    p = prob.numpy()
+    rate = first.mean(axis=1)  # (instance, pair)
+    for i in range(n_inst):
+        for k in range(n_pairs):
+            sd = math.sqrt(p[i, k] * (1 - p[i, k]) / batch_size)
+            if abs(rate[i, k] - p[i, k]) > 5 * sd + 1e-3:
+                raise _fail(
+                    name,
+                    f"pair {k} of instance {i} (features {2 * k} and {2 * k + 1}) should be active with "
+                    f"probability {p[i, k]:g} but is active in {rate[i, k]:.3f} of the batch.",
+                    "pair k of instance i is active with pair_probability[i, k]: broadcast it as "
+                    "pair_probability[:, None, :], then repeat each pair's mask for its two features.",
+                )
+    # pairs 0 and 1 of instance 1 (each at 0.2) are independent: both active in 0.04
+    both = (first[1, :, 0] & first[1, :, 1]).mean()
+    if abs(both - 0.04) > 5 * math.sqrt(0.04 * 0.96 / batch_size) + 1e-3:
+        raise _fail(
+            name,
+            f"pairs 0 and 1 of instance 1 (each active with probability 0.2) are both active in {both:.3f} "
+            "of the batch: independent pairs would be both active in 0.04.",
+            "draw a separate random number for every pair, not one per sample.",
+        )
+    values = x[active]
+    if abs(values.mean() - 0.5) > 0.01 or abs(values.std() - math.sqrt(1 / 12)) > 0.01:
+        raise _fail(
+            name,
+            f"the non-zero values have mean {values.mean():.3f} and standard deviation {values.std():.3f}: "
+            f"a uniform value on [0, 1] has mean 0.5 and standard deviation {math.sqrt(1 / 12):.3f}.",
+            "an active feature's value is torch.rand(...), drawn apart from the number that decides activity.",
+        )
+    # each feature of an active pair draws its own value: no correlation between the two values
+    a, b = x[0, :, 0][first[0, :, 0]], x[0, :, 1][first[0, :, 0]]
+    corr = float(np.corrcoef(a, b)[0, 1])
+    if abs(corr) > 0.1:
+        raise _fail(
+            name,
+            f"the values of features 0 and 1 when their pair is active have correlation {corr:.2f}: "
+            "each feature must draw its own value.",
+            "correlated pairs share when they are active, not the value they take.",
+        )
+    print(
+        f"{name}: your function passed (pairs active together, at their rates, with independent values "
+        f"on {n_inst} instances x {batch_size} samples)"
+    )
+
+
+@_checker
+def check_neuron_forward(fn: Callable, *, seed: int = 0) -> None:
+    """Check a learner's ``fn(W, b, x) -> x_hat``, the neuron model ``x' = ReLU(Wᵀ ReLU(W x) + b)``.
+
+    Shapes: ``W`` is ``(instance, hidden, feature)``, ``b`` is ``(instance, feature)``, ``x`` and
+    the result are ``(instance, batch, feature)``. Compared with `toy_lib.neuron_forward` on
+    random weights, biases and inputs of several shapes.
+
+    Args:
+        fn: your function.
+        seed: seeds the random cases, an integer from 0 to 2**63 - 1.
+
+    Raises:
+        AssertionError: naming the case, the size of the difference and a likely cause.
+        ValueError: for a ``fn`` that is not a function, or a bad ``seed``.
+    """
+    from .model import neuron_forward
+
+    name = "check_neuron_forward"
+    gen = torch.Generator().manual_seed(_validate.seed(seed))
+    worst = 0.0
+    cases = [(3, 2, 5, 8), (1, 1, 4, 6), (2, 4, 7, 3)]
+    for n_inst, n_hidden, n_feat, batch in cases:
+        W, b, x = _random_model(n_inst, n_hidden, n_feat, batch, gen)
+        case = f"W {tuple(W.shape)}, b {tuple(b.shape)}, x {tuple(x.shape)}"
+        what = "an (instance, batch, feature) tensor"
+        got = _as_numpy(_call(name, case, what, fn, W.clone(), b.clone(), x.clone()), name, what, case)
+        _check_shape(name, got, tuple(x.shape), f"(instance, batch, feature) for {case}")
+        _check_finite(name, got, case)
+        want = neuron_forward(W, b, x).numpy()
+        if _close(got, want, 1e-5):
+            worst = max(worst, float(np.abs(got - want).max()))
+            continue
+        diff = float(np.abs(got - want).max())
+        h = torch.relu(torch.einsum("ihf,ibf->ibh", W, x))
+        if _close(got, forward(W, b, x).numpy(), 1e-5):
+            hint = "your output is the tied model's ReLU(WᵀWx + b): apply a ReLU to the hidden layer h = W x first."
+        elif _close(got, (torch.einsum("ihf,ibh->ibf", W, h) + b[:, None, :]).numpy(), 1e-5):
+            hint = "your output has no ReLU at the end: x' = ReLU(Wᵀ h + b)."
+        elif _close(got, torch.relu(torch.einsum("ihf,ibh->ibf", W, h)).numpy(), 1e-5):
+            hint = "add the bias b (one value per instance and feature) before the output ReLU."
+        else:
+            hint = (
+                "h = ReLU(torch.einsum('ihf,ibf->ibh', W, x)), then x' = ReLU(torch.einsum('ihf,ibh->ibf', "
+                "W, h) + b[:, None, :])."
+            )
+        raise _fail(
+            name, f"for {case} your output differs from toy_lib.neuron_forward by up to {diff:.3g}.", hint
+        )
+    print(f"{name}: your function passed ({len(cases)} cases, max difference {worst:.1e})")
+
+
+@_checker
+def check_abs_loss(fn: Callable, *, seed: int = 0) -> None:
+    """Check a learner's ``fn(W1, W2, b, x, importance) -> loss`` for the absolute-value model.
+
+    The model is ``y' = ReLU(W₂ ReLU(W₁ x) + b)`` and its target ``|x|``; the loss is the
+    importance-weighted MSE, one value per instance:
+    ``L_i = mean over batch and feature of I[i, f] (|x[i, b, f]| - y'[i, b, f])²``. Shapes:
+    ``W1`` ``(instance, hidden, feature)``, ``W2`` ``(instance, feature, hidden)``, ``b`` and
+    ``importance`` ``(instance, feature)``, ``x`` ``(instance, batch, feature)`` with values in
+    [-1, 1]. Compared with `toy_lib.loss_per_instance` of `toy_lib.abs_forward`.
+
+    Args:
+        fn: your function.
+        seed: seeds the random case, an integer from 0 to 2**63 - 1.
+
+    Raises:
+        AssertionError: naming what differs and a likely cause.
+        ValueError: for a ``fn`` that is not a function, or a bad ``seed``.
+    """
+    from .model import abs_forward
+
+    name = "check_abs_loss"
+    gen = torch.Generator().manual_seed(_validate.seed(seed))
+    n_inst, n_hidden, n_feat, batch = 3, 6, 4, 32
+    W1 = torch.randn(n_inst, n_hidden, n_feat, generator=gen, dtype=torch.float64)
+    W2 = torch.randn(n_inst, n_feat, n_hidden, generator=gen, dtype=torch.float64)
+    b = 0.3 * torch.randn(n_inst, n_feat, generator=gen, dtype=torch.float64)
+    prob = torch.full((n_inst, n_feat), 0.6, dtype=torch.float64)
+    x = generate_batch(prob, batch, generator=gen, value_range=(-1, 1))
+    importance = torch.rand(n_inst, n_feat, generator=gen, dtype=torch.float64) + 0.1
+    case = (
+        f"W1 {tuple(W1.shape)}, W2 {tuple(W2.shape)}, b {tuple(b.shape)}, x {tuple(x.shape)}, "
+        f"importance {tuple(importance.shape)}"
+    )
+    args = (W1.clone(), W2.clone(), b.clone(), x.clone(), importance.clone())
+    got = _as_numpy(
+        _call(name, case, "an (instance,) tensor", fn, *args), name, "an (instance,) tensor", case
+    )
+    y_hat = abs_forward(W1, W2, b, x)
+    want = loss_per_instance(x.abs(), y_hat, importance).numpy()
+    if got.shape != want.shape:
+        hint = (
+            "average over the batch and feature axes only (dim=(1, 2)): one loss per instance."
+            if got.size == 1
+            else None
+        )
+        raise _fail(
+            name,
+            f"your function returned shape {got.shape}: expected {want.shape}, one loss per instance.",
+            hint,
+        )
+    _check_finite(name, got, case)
+    if _close(got, want, 1e-6):
+        print(f"{name}: your function passed (max difference {np.abs(got - want).max():.1e})")
+        return
+    hint = None
+    if _close(got, loss_per_instance(x, y_hat, importance).numpy(), 1e-6):
+        hint = "your target is x: the model is trained to output |x| (x.abs())."
+    elif _close(got, ((x.abs() - y_hat).square()).mean(dim=(1, 2)).numpy(), 1e-6):
+        hint = "your loss ignores the importance: multiply each squared error by I[i, f]."
+    elif _close(got, (importance[:, None, :] * (x.abs() - y_hat).square()).sum(dim=(1, 2)).numpy(), 1e-6):
+        hint = "you summed over batch and features: take the mean instead."
+    elif _close(
+        got,
+        loss_per_instance(x.abs(), abs_forward(W1, W2, torch.zeros_like(b), x), importance).numpy(),
+        1e-6,
+    ):
+        hint = "add the output bias b before the output ReLU."
+    else:
+        hint = (
+            "h = ReLU(torch.einsum('ihf,ibf->ibh', W1, x)); y' = ReLU(torch.einsum('ifh,ibh->ibf', W2, h) "
+            "+ b[:, None, :]); W2 is (instance, feature, hidden)."
+        )
+    raise _fail(name, f"your losses {np.round(got, 5)} differ from the expected {np.round(want, 5)}.", hint)

@@ -528,3 +528,127 @@ def matching(true_directions, learned_directions) -> np.ndarray:
     for i, (rows, cols) in enumerate(pairs):
         out[i, rows] = cols
     return out.reshape(cos.shape[:-1])
+
+
+# --------------------------------------------------------------------------- dimensionality plateaus
+#
+# With many features of equal importance in few dimensions (n >> m), a trained model stores
+# its features in small geometries of equal-norm features spread evenly in a few dimensions,
+# and each geometry gives its features one dimensionality D = (dimensions) / (features):
+# these are the plateau values of `feature_dimensionality` (Elhage et al. 2022).
+
+#: The plateau values of the feature dimensionality and the geometry that gives each, as
+#: ``(D, name, n_features, n_dimensions)`` with ``D = n_dimensions / n_features``.
+PLATEAU_GEOMETRIES = (
+    (1.0, "a dimension of its own", 1, 1),
+    (3 / 4, "tetrahedron", 4, 3),
+    (2 / 3, "triangle", 3, 2),
+    (1 / 2, "antipodal pair", 2, 1),
+    (2 / 5, "pentagon", 5, 2),
+    (3 / 8, "square antiprism", 8, 3),
+)
+#: The plateau values alone, largest first (1, 3/4, 2/3, 1/2, 2/5, 3/8).
+DIMENSIONALITY_PLATEAUS = tuple(value for value, *_ in PLATEAU_GEOMETRIES)
+#: How close to a plateau value a dimensionality must be to count as on it.
+PLATEAU_TOLERANCE = 0.03
+
+
+def _plateau_values(values) -> np.ndarray:
+    arr = _validate.real_array(values, "values", ndim=(1,))
+    if arr.size == 0 or arr.min() <= 0 or arr.max() > 1:
+        raise _validate.fail("values", values, "a non-empty list of plateau values in (0, 1]")
+    return arr
+
+
+def _tolerance(tol) -> float:
+    return _validate.real(tol, "tol", low=0.0, high=0.5, low_open=True, expected="a number in (0, 0.5]")
+
+
+def _dimensionalities(D) -> np.ndarray:
+    arr = _validate.real_array(D, "D")
+    if arr.size and (arr.min() < 0 or arr.max() > 1 + 1e-9):
+        bad = arr[(arr < 0) | (arr > 1 + 1e-9)].flat[0]
+        raise _validate.fail("D", D, "feature dimensionalities in [0, 1]", f"{bad:g}")
+    return arr
+
+
+def nearest_plateau(D, values=DIMENSIONALITY_PLATEAUS) -> np.ndarray:
+    """The plateau value closest to each dimensionality: same shape as ``D``.
+
+    Args:
+        D: feature dimensionalities in [0, 1] (`feature_dimensionality`), any shape, such as
+            ``(instance, feature)``.
+        values: the plateau values, in (0, 1] (default `DIMENSIONALITY_PLATEAUS`).
+    """
+    arr, vals = _dimensionalities(D), _plateau_values(values)
+    return vals[np.abs(arr[..., None] - vals).argmin(axis=-1)] if arr.size else arr
+
+
+def near_plateau(D, tol: float = PLATEAU_TOLERANCE, values=DIMENSIONALITY_PLATEAUS) -> np.ndarray:
+    """Boolean, same shape as ``D``: each dimensionality within ``tol`` of one of the plateau values.
+
+    Args:
+        D: feature dimensionalities in [0, 1] (`feature_dimensionality`), any shape, such as
+            ``(instance, feature)``.
+        tol: a number in (0, 0.5] (default `PLATEAU_TOLERANCE` = 0.03).
+        values: the plateau values, in (0, 1] (default `DIMENSIONALITY_PLATEAUS`).
+    """
+    tol = _tolerance(tol)
+    arr = _dimensionalities(D)
+    return np.abs(arr - nearest_plateau(arr, values)) <= tol
+
+
+def plateau_fraction(D, tol: float = PLATEAU_TOLERANCE, values=DIMENSIONALITY_PLATEAUS) -> float:
+    """The fraction of the dimensionalities ``D`` (any shape, at least one) within ``tol`` of a
+    plateau value. Pass the represented features only (`represented`): a feature that is not
+    learned has D = 0, on no plateau.
+
+    Args:
+        D: feature dimensionalities in [0, 1], at least one, any shape (``(feature,)`` of one
+            model, ``(instance, feature)`` of several).
+        tol: a number in (0, 0.5] (default `PLATEAU_TOLERANCE` = 0.03).
+        values: the plateau values, in (0, 1] (default `DIMENSIONALITY_PLATEAUS`).
+    """
+    arr = _dimensionalities(D)
+    if arr.size == 0:
+        raise _validate.fail("D", D, "at least one dimensionality", "none")
+    return float(near_plateau(arr, tol, values).mean())
+
+
+def longest_run(mask) -> tuple[int, int]:
+    """``(start, stop)`` of the longest run of consecutive ``True`` entries of a 1-D boolean
+    sequence (the first such run when several are equally long), so that ``mask[start:stop]``
+    is all true; ``(0, 0)`` when no entry is true.
+
+    Used on a sweep ordered by sparsity: ``longest_run(abs(dpf - 0.5) < 0.04)`` finds the
+    contiguous range of sparsities over which the dimensions per feature stick at 1/2.
+
+    Args:
+        mask: a 1-D sequence of booleans (a list, a NumPy array or a torch tensor).
+    """
+    if isinstance(mask, torch.Tensor):
+        mask = mask.detach().cpu().numpy()
+    arr = np.asarray(mask)
+    if arr.ndim != 1 or arr.dtype != np.bool_:
+        got = f"shape {arr.shape} and dtype {arr.dtype}"
+        raise _validate.fail("mask", mask, "a 1-D sequence of booleans", got)
+    best, start = (0, 0), None
+    for i, flag in enumerate(np.append(arr, False)):
+        if flag and start is None:
+            start = i
+        elif not flag and start is not None:
+            if i - start > best[1] - best[0]:
+                best = (start, i)
+            start = None
+    return best
+
+
+__all__ += [
+    "PLATEAU_GEOMETRIES",
+    "DIMENSIONALITY_PLATEAUS",
+    "PLATEAU_TOLERANCE",
+    "nearest_plateau",
+    "near_plateau",
+    "plateau_fraction",
+    "longest_run",
+]

@@ -1327,3 +1327,251 @@ def phase_diagram(
             frameon=False,
         )
     return finish(fig)
+
+
+# --------------------------------------------------------------------------- feature dimensionality sweeps
+
+
+def _sweep(x, W, x_name: str, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """``x`` ``(k,)`` of positive numbers and ``W`` ``(k, hidden, feature)``, checked together."""
+    xs = _array(x, x_name, 1, f"(k,) {what}, one per model")
+    if xs.size == 0 or xs.min() <= 0:
+        raise _validate.fail(x_name, x, f"a non-empty 1-D array of positive {what}")
+    arr = _weights(W)
+    if arr.shape[0] != xs.shape[0]:
+        raise _validate.fail(
+            "W",
+            W,
+            f"one model per entry of {x_name}: shape ({xs.shape[0]}, hidden, feature)",
+            f"shape {arr.shape}",
+        )
+    return xs, arr
+
+
+def _density_axis(ax, density: np.ndarray) -> np.ndarray:
+    """Log x axis of ``1 / (1 - S) = 1 / density``; returns the x values."""
+    x = 1.0 / density
+    ax.set_xscale("log")
+    ax.set_xlabel(r"$1/(1-S)$: one over the feature density")
+    ticks = [t for t in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000) if 0.9 * x.min() <= t <= 1.1 * x.max()]
+    ax.set_xticks(ticks, [str(t) for t in ticks])
+    ax.minorticks_off()
+    return x
+
+
+def _spread_labels(values: Sequence[float], gap: float) -> list[float]:
+    """Label heights for reference lines at ``values`` (largest first), moved down just enough
+    that consecutive labels are at least ``gap`` apart."""
+    out: list[float] = []
+    for v in values:
+        out.append(v if not out else min(v, out[-1] - gap))
+    return out
+
+
+@_in_style
+def dimensions_per_feature_curve(density, W, *, plateau: tuple[int, int] | None = None) -> Figure:
+    """Dimensions per feature ``m / ||W||_F²`` (`toy_lib.metrics.dimensions_per_feature`) of
+    every model of a sparsity sweep, against ``1 / (1 - S)`` on a log axis, with dotted
+    reference lines at 1 and 1/2.
+
+    Args:
+        density: ``(k,)`` the feature density ``1 - S`` of each model, in (0, 1].
+        W: ``(k, hidden, feature)`` the trained weights, in the order of ``density``.
+        plateau: optional ``(start, stop)`` indices (as `toy_lib.metrics.longest_run` returns):
+            the models ``start`` to ``stop - 1`` are shaded as the plateau at 1/2.
+    """
+    p, arr = _sweep(density, W, "density", "densities")
+    if p.max() > 1:
+        raise _validate.fail("density", density, "densities 1 - S in (0, 1]")
+    dpf = metrics.dimensions_per_feature(arr)
+    fig, axes = figure(1, 1, height=3.8)
+    ax = axes[0, 0]
+    x = _density_axis(ax, p)
+    if plateau is not None:
+        start, stop = (_validate.integer(v, "plateau", minimum=0, maximum=len(p)) for v in plateau)
+        if stop - start < 1:
+            raise _validate.fail("plateau", plateau, f"(start, stop) with 0 <= start < stop <= {len(p)}")
+        ax.axvspan(x[start], x[stop - 1], color="0.88", zorder=0, label="plateau at 1/2")
+    for level, text in ((1.0, "1"), (0.5, "1/2")):
+        ax.axhline(level, color="0.45", ls=":", lw=1.2)
+        ax.text(1.01, level, text, va="center", ha="left", color="0.3", transform=ax.get_yaxis_transform())
+    ax.plot(x, dpf, color="black", marker="o", ms=5, lw=1.6, label=r"$m / \|W\|_F^2$")
+    ax.set_ylim(0, max(1.1, float(dpf.max()) * 1.05))
+    ax.set_ylabel("dimensions per feature")
+    ax.legend(loc="upper right", frameon=False)
+    return fig
+
+
+@_in_style
+def dimensionality_scatter(density, W, *, min_norm: float = metrics.REPRESENTED_NORM) -> Figure:
+    """Every represented feature's dimensionality ``D_i`` (`toy_lib.metrics.feature_dimensionality`)
+    as a dot at its model's ``1 / (1 - S)``, the dimensions per feature ``m / ||W||_F²`` as a
+    line over them, and a labelled reference line at each plateau value of
+    `toy_lib.metrics.PLATEAU_GEOMETRIES` (1, 3/4, 2/3, 1/2, 2/5, 3/8, with its geometry).
+
+    Args:
+        density: ``(k,)`` the feature density ``1 - S`` of each model, in (0, 1].
+        W: ``(k, hidden, feature)`` the trained weights, in the order of ``density``.
+        min_norm: features with a larger norm are drawn (default
+            `toy_lib.metrics.REPRESENTED_NORM`); the others have no direction worth a dot.
+    """
+    from fractions import Fraction
+
+    p, arr = _sweep(density, W, "density", "densities")
+    if p.max() > 1:
+        raise _validate.fail("density", density, "densities 1 - S in (0, 1]")
+    min_norm = _validate.real(min_norm, "min_norm", low=0.0)
+    D = metrics.feature_dimensionality(arr)
+    shown = metrics.feature_norms(arr) > min_norm
+    fig, axes = figure(1, 1, height=4.8)
+    ax = axes[0, 0]
+    x = _density_axis(ax, p)
+    names = {"a dimension of its own": "alone", "antipodal pair": "pair", "square antiprism": "antiprism"}
+    values = [g[0] for g in metrics.PLATEAU_GEOMETRIES]
+    heights = _spread_labels(values, gap=0.05)
+    for (value, name, _, _), y in zip(metrics.PLATEAU_GEOMETRIES, heights):
+        ax.axhline(value, color="0.55", ls=":", lw=1.1, zorder=1)
+        frac = Fraction(value).limit_denominator(10)
+        label = f"{frac}  {names.get(name, name)}"
+        ax.text(1.01, y, label, va="center", ha="left", color="0.25", transform=ax.get_yaxis_transform())
+    xs = np.broadcast_to(x[:, None], D.shape)[shown]
+    ax.scatter(
+        xs, D[shown], s=14, color=FEATURE_COLOURS[0], alpha=0.35, lw=0, zorder=2, label="$D_i$ of a feature"
+    )
+    ax.plot(x, metrics.dimensions_per_feature(arr), color="black", lw=1.6, zorder=3, label=r"$m / \|W\|_F^2$")
+    ax.set_ylim(0, 1.08)
+    ax.set_ylabel("feature dimensionality")
+    ax.legend(loc="lower left", frameon=False)
+    return fig
+
+
+@_in_style
+def sparser_feature_collapse(
+    ratio, W, *, feature: int = -1, collapse: tuple[float, float] | None = None
+) -> Figure:
+    """A 2-D model whose feature ``feature`` is made sparser than the others, model by model:
+    that feature's norm (top) and every other feature's dimensionality (bottom, each in its
+    colour), against how many times sparser it is (log axis), with reference lines at 2/5 (a
+    pentagon) and 1/2 (antipodal pairs) and, optionally, the interval where the geometry
+    changes shaded.
+
+    Args:
+        ratio: ``(k,)`` how many times sparser the feature is in each model (its density is the
+            others' divided by this), positive.
+        W: ``(k, hidden, feature)`` the trained weights, in the order of ``ratio``.
+        feature: the feature made sparser (default the last).
+        collapse: optional ``(low, high)`` ratios: the last model still in the first geometry
+            and the first in the second, shaded and labelled.
+    """
+    r, arr = _sweep(ratio, W, "ratio", "ratios")
+    n_feat = arr.shape[-1]
+    feature = _validate.integer(feature, "feature", minimum=-n_feat, maximum=n_feat - 1) % n_feat
+    norms = metrics.feature_norms(arr)
+    D = metrics.feature_dimensionality(arr)
+    fig, axes = figure(2, 1, height=5.6, sharex=True)
+    top, bottom = axes[0, 0], axes[1, 0]
+    if collapse is not None:
+        low, high = (_validate.positive(v, "collapse") for v in collapse)
+        if not low < high:
+            raise _validate.fail("collapse", collapse, "(low, high) ratios with low < high")
+        for ax in (top, bottom):
+            ax.axvspan(low, high, color="0.85", zorder=0)
+        top.text(low / 1.03, 0.5, "collapse", ha="right", va="center", color="0.3")
+    colour = feature_colour(feature, n_feat)
+    top.plot(r, norms[:, feature], color=colour, marker="o", ms=5, lw=1.6)
+    top.set_ylabel(f"norm of\nfeature {feature}")
+    top.set_ylim(0, max(1.3, float(norms[:, feature].max()) * 1.1))
+    for level, text in ((0.4, "2/5 pentagon"), (0.5, "1/2 pair")):
+        bottom.axhline(level, color="0.5", ls=":", lw=1.1)
+        bottom.text(
+            1.01, level, text, va="center", ha="left", color="0.25", transform=bottom.get_yaxis_transform()
+        )
+    for i in range(n_feat):
+        if i != feature:
+            bottom.plot(r, D[:, i], color=feature_colour(i, n_feat), marker="o", ms=4, lw=1.4, label=str(i))
+    bottom.set_ylim(0.3, 0.6)
+    bottom.set_ylabel("dimensionality $D_i$\nof the others")
+    bottom.legend(title="feature", loc="upper left", frameon=False, ncol=n_feat - 1)
+    bottom.set_xscale("log")
+    ticks = [t for t in (1, 1.5, 2, 3, 4, 5, 6, 8, 10) if 0.95 * r.min() <= t <= 1.05 * r.max()]
+    bottom.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    bottom.minorticks_off()
+    bottom.set_xlabel(f"how many times sparser feature {feature} is than the others")
+    return fig
+
+
+# --------------------------------------------------------------------------- superposition in richer settings
+
+
+@_in_style
+def neuron_loadings(
+    W, titles: Sequence[str] | None = None, *, max_cols: int = 3, height: float = 2.6
+) -> Figure:
+    """Each neuron's weight on every feature, one stacked bar per neuron, coloured by feature.
+
+    For a layer ``h = ReLU(W x)`` with ``W`` of shape ``(instance, neuron, feature)``: in each
+    panel (one instance), neuron ``k``'s bar stacks its weights ``W[k, i]`` on every feature
+    ``i``, the positive ones upwards from 0 and the negative ones downwards, each segment in
+    feature ``i``'s colour (`feature_colour`; the colour bar numbers the features). A
+    monosemantic neuron is a bar of one colour; a polysemantic one stacks several.
+
+    Args:
+        W: ``(instance, neuron, feature)`` or ``(neuron, feature)`` weights.
+        titles: one title per panel, or ``None``.
+        max_cols: panels per row (a positive integer).
+        height: height of one row of panels, in inches.
+
+    Raises:
+        ValueError: naming the argument, for weights that are empty, not finite or of the wrong
+            shape, titles of the wrong number, or a bad ``max_cols`` or ``height``.
+    """
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.collections import PolyCollection
+    from matplotlib.colors import BoundaryNorm, ListedColormap
+
+    arr = _weights(W)
+    n_inst, n_neuron, n_feat = arr.shape
+    labels = _labels(titles, n_inst, "titles", "panel")
+    max_cols = _validate.integer(max_cols, "max_cols", minimum=1)
+    height = _validate.positive(height, "height")
+    rows, cols = panel_grid(n_inst, max_cols)
+    fig, axes = figure(rows, cols, height=height * rows + 0.6)
+    colours = [feature_colour(i, n_feat) for i in range(n_feat)]
+    for k in range(rows * cols):
+        ax = axes.flat[k]
+        if k >= n_inst:
+            ax.set_visible(False)
+            continue
+        # every segment of every bar in one collection (a Rectangle per segment is slow to draw)
+        w = arr[k].T  # (feature, neuron)
+        pos, neg = np.clip(w, 0, None), np.clip(w, None, 0)
+        top_pos, top_neg = np.cumsum(pos, axis=0), np.cumsum(neg, axis=0)
+        verts, faces = [], []
+        for tops, heights in ((top_pos, pos), (top_neg, neg)):
+            feat, neu = np.nonzero(heights)
+            lo, hi = tops[feat, neu] - heights[feat, neu], tops[feat, neu]
+            left, right = neu - 0.4, neu + 0.4
+            verts.append(np.stack([np.stack([left, lo], 1), np.stack([right, lo], 1),
+                                   np.stack([right, hi], 1), np.stack([left, hi], 1)], 1))  # fmt: skip
+            faces.extend(colours[i] for i in feat)
+        ax.add_collection(PolyCollection(np.concatenate(verts), facecolors=faces, linewidths=0))
+        ax.set_xlim(-0.6, n_neuron - 0.4)
+        up, down = top_pos[-1], top_neg[-1]
+        ax.axhline(0, color="0.2", lw=0.8)
+        lim = max(float(up.max()), float(-down.min()))  # each panel on its own symmetric scale
+        ax.set_ylim(-1.05 * lim if lim > 0 else -1.0, 1.05 * lim if lim > 0 else 1.0)
+        ticks = _tick_positions(n_neuron)
+        ax.set_xticks(ticks, [str(t) for t in ticks])
+        if k // cols == rows - 1 or k + cols >= n_inst:
+            ax.set_xlabel("neuron")
+        if k % cols == 0:
+            ax.set_ylabel("weight")
+        if labels:
+            ax.set_title(labels[k])
+    cmap = ListedColormap(colours)
+    norm = BoundaryNorm(np.arange(n_feat + 1) - 0.5, n_feat)
+    bar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=axes.ravel().tolist(), shrink=0.9)
+    ticks = _tick_positions(n_feat)
+    bar.set_ticks(ticks, labels=[str(t) for t in ticks])
+    bar.set_label("feature")
+    return finish(fig)

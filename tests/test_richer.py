@@ -1,0 +1,282 @@
+"""The chapter "Superposition in richer settings" (book/richer.md): every claim its "What you
+should see" boxes and its solutions make, asserted on the chapter's own results.
+
+The `chapter` fixture runs the chapter's code against the result cache of the book this test
+session built (tests/claims.py), so the weights below are the very weights the chapter's figures
+show. The signatures are those of shared/science-targets.md: T9 (correlated pairs orthogonal,
+anticorrelated pairs antipodal, three correlated pairs side by side, collapsing toward PCA as
+density rises), T10 (the neuron model: monosemantic when dense, polysemantic as features get
+sparse, features on pairs of neurons at the sparsest) and T11 (computing |x|: a positive-side
+and a negative-side neuron per feature; 100 -> 40 polysemantic as p falls, important features
+monosemantic longest), each on the lowest-loss of the chapter's restarts.
+
+Each check is a function of the trained weights (``check_*``), so it can be pointed at other
+results.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from claims import claims
+
+from toy_lib import exercises, geometry, metrics
+
+THREE_DENSITIES = [0.5, 0.3, 0.1, 0.03, 0.01]
+NEURON_DENSITIES = [0.75, 0.35, 0.15, 0.1, 0.06, 0.02, 0.01]
+ABS_DENSITIES = [1.0, 0.3, 0.1, 0.03, 0.01, 0.003]
+
+
+@pytest.fixture(scope="module")
+def ns(chapter):
+    return chapter("richer")
+
+
+def cos(W, i: int, j: int) -> float:
+    W = torch.as_tensor(W, dtype=torch.float64)
+    return float(W[:, i] @ W[:, j] / (W[:, i].norm() * W[:, j].norm()))
+
+
+def poly_count(W, threshold: float = 0.9, min_norm: float = 0.1) -> int:
+    W = np.asarray(W, dtype=np.float64)
+    alive = np.linalg.norm(W, axis=-1) > min_norm
+    return int(((geometry.top_feature_share(W) < threshold) & alive).sum())
+
+
+def feature_shares(W) -> tuple[np.ndarray, np.ndarray]:
+    """Per feature (column): the share of its squared weight on its top neuron, on its top two."""
+    sq = np.sort(np.asarray(W, dtype=np.float64) ** 2, axis=0)[::-1]
+    total = np.maximum(sq.sum(axis=0), 1e-12)
+    return sq[0] / total, (sq[0] + sq[1]) / total
+
+
+# --------------------------------------------------------------------------- the checks
+
+
+def check_correlated_pairs(W) -> None:
+    """T9: features in correlated pairs (0, 1), (2, 3) represented, partners orthogonal."""
+    norms = metrics.feature_norms(W)
+    np.testing.assert_allclose(norms, 1.0, atol=0.15)
+    for i, j in ((0, 1), (2, 3)):
+        assert abs(cos(W, i, j)) < 0.1, f"correlated partners {i}, {j}: cos = {cos(W, i, j):.3f}"
+
+
+def check_anticorrelated_pairs(W) -> None:
+    """T9: anticorrelated partners antipodal."""
+    np.testing.assert_allclose(metrics.feature_norms(W), 1.0, atol=0.15)
+    for i, j in ((0, 1), (2, 3)):
+        assert cos(W, i, j) < -0.9, f"anticorrelated partners {i}, {j}: cos = {cos(W, i, j):.3f}"
+
+
+def check_side_by_side(W) -> None:
+    """T9, sparse: all six features represented, each pair's partners neighbours on the circle,
+    at an angle well under 90° (cos above 0.17, i.e. under 80°)."""
+    norms = metrics.feature_norms(W)
+    assert np.all((norms > 0.8) & (norms < 1.2)), f"norms {norms}"
+    order = np.argsort(metrics.feature_angles_2d(W))
+    for a in range(3):
+        i, j = 2 * a, 2 * a + 1
+        pi, pj = int(np.where(order == i)[0][0]), int(np.where(order == j)[0][0])
+        assert (pi - pj) % 6 in (1, 5), f"pair {a} is not side by side: angular order {order}"
+        assert cos(W, i, j) > 0.17, f"pair {a}: cos = {cos(W, i, j):.3f}"
+
+
+def check_collapse(three_W) -> None:
+    """T9, dense: the in-pair cosine grows with density; at p = 0.5 every pair on one direction."""
+    in_pair = [np.mean([cos(W, 2 * a, 2 * a + 1) for a in range(3)]) for W in three_W]
+    # listed densest first: the mean cosine must not rise as the density falls
+    assert all(b <= a + 0.05 for a, b in zip(in_pair, in_pair[1:])), f"mean in-pair cosines {in_pair}"
+    dense = three_W[0]
+    assert min(cos(dense, 2 * a, 2 * a + 1) for a in range(3)) > 0.95
+    assert metrics.feature_norms(dense).mean() < 0.9
+
+
+def check_neurons(Ws) -> None:
+    """T10 on the seven densities, densest first."""
+    dense = np.asarray(Ws[0], dtype=np.float64)
+    top1, _ = feature_shares(dense)
+    norms = np.linalg.norm(dense, axis=0)
+    assert np.all(top1[:5] >= 0.9), f"top-neuron shares of features 0-4 at p = 0.75: {top1[:5]}"
+    assert len(set(np.abs(dense[:, :5]).argmax(axis=0).tolist())) == 5, "one neuron per feature"
+    assert np.all(norms[5:] < 0.1), f"features 5-9 should not be represented: {norms[5:]}"
+    counts = [poly_count(W) for W in Ws]
+    assert counts[0] == 0, counts
+    assert all(b >= a for a, b in zip(counts, counts[1:])), f"polysemantic counts fall: {counts}"
+    assert all(c == 5 for c in counts[NEURON_DENSITIES.index(0.1) :]), counts
+    for k, p in enumerate(NEURON_DENSITIES):
+        if p <= 0.02:
+            W = np.asarray(Ws[k], dtype=np.float64)
+            kept = np.linalg.norm(W, axis=0) > 0.5
+            top1, top2 = feature_shares(W)
+            assert top2[kept].mean() >= 0.75, f"p = {p}: top-two share {top2[kept].mean():.2f}"
+            # "its top neuron alone clearly less": at most 3/4, and at least 0.1 below the top two
+            one, two = top1[kept].mean(), top2[kept].mean()
+            assert one <= 0.75 and one <= two - 0.1, f"p = {p}: top-one share {one:.2f}, top two {two:.2f}"
+
+
+def check_abs_small(W1, W2, loss) -> None:
+    """T11, 3 -> 6: a positive-side and a negative-side neuron per feature, test MSE < 1e-3."""
+    W1, W2 = np.asarray(W1), np.asarray(W2)
+    assert loss < 1e-3, f"test MSE {loss:.2e}"
+    for f in range(3):
+        pos, neg = int(W1[:, f].argmax()), int(W1[:, f].argmin())
+        assert W1[pos, f] > 0.5 and W1[neg, f] < -0.5, f"feature {f}: {W1[:, f]}"
+        assert W2[f, pos] > 0.5 and W2[f, neg] > 0.5, f"feature {f} read out: {W2[f]}"
+        for j in (pos, neg):
+            others = [g for g in range(3) if g != f]
+            assert np.abs(W1[j, others]).max() < 0.1 * abs(W1[j, f]), f"neuron {j}: {W1[j]}"
+
+
+def mono_features(W, threshold: float = 0.9, min_norm: float = 0.1) -> list[int]:
+    W = np.asarray(W, dtype=np.float64)
+    mono = (geometry.top_feature_share(W) >= threshold) & (np.linalg.norm(W, axis=-1) > min_norm)
+    return sorted(set(np.abs(W[mono]).argmax(axis=1).tolist()))
+
+
+def check_abs_big(W1s) -> None:
+    """T11, 100 -> 40 at six densities, densest first."""
+    counts = [poly_count(W) for W in W1s]
+    assert counts[0] <= 4, counts
+    assert all(b >= a for a, b in zip(counts, counts[1:])), f"polysemantic counts fall: {counts}"
+    assert all(c == 40 for c in counts[ABS_DENSITIES.index(0.01) :]), counts
+    compared = 0
+    for p, W in zip(ABS_DENSITIES, W1s):
+        kept = mono_features(W)
+        represented = np.flatnonzero(np.linalg.norm(np.asarray(W), axis=0) > 0.5)
+        lost = [f for f in represented if f not in kept]
+        if kept and lost:
+            compared += 1
+            assert np.mean(kept) < np.mean(lost) - 1, (
+                f"p = {p}: kept a monosemantic neuron {kept}, lost it {lost}"
+            )
+    assert compared >= 2, (
+        "the claim needs densities where some features kept a monosemantic neuron and some lost it"
+    )
+
+
+# --------------------------------------------------------------------------- the claims
+
+
+@pytest.mark.slow
+@claims("box-richer-pairs")
+def test_correlated_pairs_orthogonal_anticorrelated_antipodal(ns):
+    check_correlated_pairs(ns["corr"].W[0])
+    check_anticorrelated_pairs(ns["anti"].W[0])
+    g = ns["glued"]
+    Wc, Wa = ns["corr"].W[0], ns["anti"].W[0]
+    assert g["corr_cos_max"] == pytest.approx(max(abs(cos(Wc, 0, 1)), abs(cos(Wc, 2, 3))))
+    assert g["anti_cos_max"] == pytest.approx(max(cos(Wa, 0, 1), cos(Wa, 2, 3)))
+
+
+@pytest.mark.slow
+@claims("box-richer-three-pairs")
+def test_three_correlated_pairs_side_by_side_then_collapse(ns):
+    W = ns["three"].W
+    for p in (0.03, 0.01):
+        check_side_by_side(W[THREE_DENSITIES.index(p)])
+    check_collapse(W)
+    g = ns["glued"]
+    assert g["three_cos_dense"] == pytest.approx(min(cos(W[0], 2 * a, 2 * a + 1) for a in range(3)))
+    assert g["three_cos_sparse_min"] == pytest.approx(min(cos(W[-1], 2 * a, 2 * a + 1) for a in range(3)))
+
+
+@pytest.mark.slow
+@claims("box-richer-neurons")
+def test_neuron_model_monosemantic_dense_polysemantic_sparse(ns):
+    check_neurons(ns["neuron"].W.numpy())
+    g = ns["glued"]
+    top1, _ = feature_shares(ns["neuron"].W[0].numpy())
+    assert g["neuron_dense_share_gap"] == pytest.approx(1 - top1[:5].min(), abs=1e-6)
+    assert g["neuron_dense_share_gap"] < 0.1
+    assert [g[f"neuron_poly_{k}"] for k in range(7)] == [poly_count(W) for W in ns["neuron"].W.numpy()]
+
+
+@pytest.mark.slow
+@claims("box-richer-abs-small")
+def test_abs_model_has_a_positive_and_a_negative_neuron_per_feature(ns):
+    r = ns["abs_small"]
+    check_abs_small(r.W1[0], r.W2[0], float(r.final_loss[0]))
+
+
+@pytest.mark.slow
+@claims("box-richer-abs-big")
+def test_abs_model_in_superposition_turns_polysemantic_as_features_get_sparse(ns):
+    check_abs_big(ns["abs_big"].W1.numpy())
+    # the figure shows features 0-29 only: the rest carry almost none of the weight (under 5%)
+    assert np.all(ns["left_out"].numpy() < 0.05), ns["left_out"]
+    g = ns["glued"]
+    assert [g[f"abs_poly_{k}"] for k in range(6)] == [poly_count(W) for W in ns["abs_big"].W1.numpy()]
+    for k in (ABS_DENSITIES.index(0.1), ABS_DENSITIES.index(0.03)):
+        W = ns["abs_big"].W1[k].numpy()
+        kept = mono_features(W)
+        lost = [f for f in np.flatnonzero(np.linalg.norm(W, axis=0) > 0.5) if f not in kept]
+        assert g[f"abs_kept_mean_{k}"] == pytest.approx(np.mean(kept))
+        assert g[f"abs_lost_mean_{k}"] == pytest.approx(np.mean(lost))
+
+
+@pytest.mark.slow
+@claims("ex-richer-correlated-batch", "ex-richer-neuron-forward", "ex-richer-abs-loss")
+def test_the_reference_solutions_pass_their_checkers(ns, capsys):
+    exercises.check_correlated_batch(ns["correlated_batch"])
+    exercises.check_neuron_forward(ns["neuron_forward"])
+    exercises.check_abs_loss(ns["abs_loss"])
+    assert capsys.readouterr().out.count("your function passed") == 3
+
+
+# --------------------------------------------------------------------------- the checks can fail
+
+
+def _circle(angles_deg, norm: float = 1.0) -> np.ndarray:
+    a = np.radians(np.asarray(angles_deg, dtype=float))
+    return norm * np.stack([np.cos(a), np.sin(a)])  # (2, feature)
+
+
+def test_the_pair_checks_tell_orthogonal_from_antipodal():
+    square = _circle([0, 90, 180, 270])  # 0 ⊥ 1 and 2 ⊥ 3
+    swapped = _circle([0, 180, 90, 270])  # 0, 1 antipodal and 2, 3 antipodal
+    check_correlated_pairs(square)
+    check_anticorrelated_pairs(swapped)
+    with pytest.raises(AssertionError, match="correlated partners"):
+        check_correlated_pairs(swapped)
+    with pytest.raises(AssertionError, match="anticorrelated partners"):
+        check_anticorrelated_pairs(square)
+
+
+def test_the_side_by_side_check_refuses_pairs_split_across_the_circle():
+    check_side_by_side(_circle([0, 60, 120, 180, 240, 300]))
+    with pytest.raises(AssertionError, match="side by side"):
+        check_side_by_side(_circle([0, 180, 60, 240, 120, 300]))  # partners opposite
+
+
+def test_the_collapse_check_needs_collapsed_pairs_when_dense():
+    hexagon = _circle([0, 60, 120, 180, 240, 300])
+    collapsed = _circle([0, 0, 120, 120, 240, 240], norm=0.65)
+    check_collapse(np.stack([collapsed, hexagon, hexagon]))
+    with pytest.raises(AssertionError):
+        check_collapse(np.stack([hexagon, collapsed, hexagon]))
+
+
+def test_the_neuron_check_refuses_a_polysemantic_dense_model():
+    dense = np.zeros((5, 10))
+    dense[np.arange(5), np.arange(5)] = 1.0
+    mixed = np.random.default_rng(0).normal(size=(5, 10))
+    pairs = np.zeros((5, 10))
+    for f in range(10):  # each feature on two neurons, every neuron polysemantic
+        pairs[f % 5, f], pairs[(f + 1) % 5, f] = 1.0, 0.8
+    check_neurons([dense, dense, mixed, mixed, mixed, pairs, pairs])
+    with pytest.raises(AssertionError):
+        check_neurons([mixed, dense, mixed, mixed, mixed, pairs, pairs])
+    with pytest.raises(AssertionError, match="top-one share|top-two share"):
+        spread = np.ones((5, 10))  # every feature spread evenly over all five neurons
+        check_neurons([dense, dense, mixed, mixed, mixed, spread, spread])
+
+
+def test_the_abs_check_needs_one_neuron_per_sign():
+    W1 = np.array([[1.0, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]])
+    W2 = np.abs(W1).T
+    check_abs_small(W1, W2, 1e-6)
+    with pytest.raises(AssertionError, match="feature 0"):
+        check_abs_small(np.abs(W1), W2, 1e-6)  # two positive-side neurons, none for x < 0
+    with pytest.raises(AssertionError, match="test MSE"):
+        check_abs_small(W1, W2, 0.01)
