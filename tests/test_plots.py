@@ -156,6 +156,29 @@ CASES = [
             metrics_by_name={"MMCS": [0.99, 0.7, 1.0], "L0": [1.1, 1.0, 1.2]},
         ),
     ),
+    # the toy-models chapter's 20 -> 5 comparison and phase diagrams
+    (
+        "compared-20-features",
+        plots.wtw_compared,
+        dict(
+            W_left=np.random.default_rng(6).normal(size=(2, 5, 20)),
+            W_right=np.random.default_rng(7).normal(size=(2, 5, 20)),
+            titles=["p = 1", "p = 0.01"],
+        ),
+    ),
+    ("compared-one-model", plots.wtw_compared, dict(W_left=pentagon(), W_right=pentagon())),
+    (
+        "phase-diagram",
+        plots.phase_diagram,
+        dict(
+            relative_importance=np.geomspace(0.1, 10, 5),
+            density=np.geomspace(1, 0.01, 4),
+            phases=np.array([["ignored"] * 2 + ["antipodal"] + ["dedicated"] * 2] * 4)[None].repeat(2, 0),
+            boundaries=[[(np.array([0.1, 1.0]), np.array([0.16, 4 / 7]))], []],
+            mark=np.eye(4, 5, dtype=bool)[None].repeat(2, 0),
+            titles=["2 → 1", "3 → 2"],
+        ),
+    ),
     # superposition in richer settings
     (
         "neuron-loadings",
@@ -387,6 +410,55 @@ BAD = [
     (plots.loss_curve, dict(loss_history=np.ones((10, 2)), labels=["a"]), "labels=", "2 strings"),
     (plots.loss_curve, dict(loss_history=np.ones(10), smooth=0), "smooth=0", "positive integer"),
     (plots.loss_curve, dict(loss_history=np.ones(10), smooth=2.5), "smooth=2.5", "integer"),
+    (plots.wtw_compared, dict(W_left=pentagon(), W_right=np.zeros((2, 2, 5))), "W_right=", "the instances"),
+    (plots.wtw_compared, dict(W_left=pentagon(), W_right=np.full((2, 5), np.nan)), "W_right=", "finite"),
+    (plots.wtw_compared, dict(W_left=pentagon(), W_right=pentagon(), labels=["a"]), "labels=", "2 strings"),
+    (
+        plots.phase_diagram,
+        dict(relative_importance=[1, 0.5, 2], density=[1, 0.1, 0.01], phases=np.full((3, 4), "ignored")),
+        "relative_importance=",
+        "increasing",
+    ),
+    (
+        plots.phase_diagram,
+        dict(relative_importance=[0.1, 1, 10], density=[1, 0.1, 0], phases=np.full((3, 4), "ignored")),
+        "density=",
+        "(0, 1]",
+    ),
+    (
+        plots.phase_diagram,
+        dict(relative_importance=[0.1, 1, 10], density=[1, 0.1, 0.01], phases=np.full((3, 4), "ignored")),
+        "phases=",
+        "shape (panel, 3, 3)",
+    ),
+    (
+        plots.phase_diagram,
+        dict(relative_importance=[0.1, 1, 10], density=[1, 0.1, 0.01], phases=np.full((3, 3), "other")),
+        "phases=",
+        "names among",
+    ),
+    (
+        plots.phase_diagram,
+        dict(
+            relative_importance=[0.1, 1, 10],
+            density=[1, 0.1, 0.01],
+            phases=np.full((3, 3), "ignored"),
+            mark=np.ones((2, 2), bool),
+        ),
+        "mark=",
+        "booleans of shape (1, 3, 3)",
+    ),
+    (
+        plots.phase_diagram,
+        dict(
+            relative_importance=[0.1, 1, 10],
+            density=[1, 0.1, 0.01],
+            phases=np.full((3, 3), "ignored"),
+            boundaries=[[], []],
+        ),
+        "boundaries=",
+        "one list of curves per panel",
+    ),
     (plots.neuron_loadings, dict(W=np.zeros((0, 5, 10))), "W=", "at least one"),
     (plots.neuron_loadings, dict(W=np.full((5, 10), np.nan)), "W=", "finite"),
     (plots.neuron_loadings, dict(W=np.ones((2, 5, 10)), titles=["one"]), "titles=", "2 strings"),

@@ -26,7 +26,7 @@ from claims import claims, code_cells
 from conftest import REPO
 
 import toy_lib
-from toy_lib import exercises, metrics
+from toy_lib import exercises, metrics, theory
 
 pytestmark = pytest.mark.slow
 
@@ -376,6 +376,137 @@ def test_regular_polygons_have_dimensionality_two_over_k():
     assert math.isclose(
         exercises.PENTAGON_MEAN_COS, (math.cos(math.radians(72)) + math.cos(math.radians(36))) / 2
     )
+
+
+# --------------------------------------------------------------------------- 20 -> 5, linear vs ReLU
+
+DENSITIES_20 = [1.0, 0.3, 0.1, 0.03, 0.01]
+
+
+def check_linear_projector(W, m: int = 5, tol: float = 0.05) -> None:
+    """T4 for n features in m dimensions: WᵀW within tol of the projector onto the m most
+    important features, ||W||_F² within tol of m, dark bars (superposition below tol) for them."""
+    n = W.shape[-1]
+    P = np.diag([1.0] * m + [0.0] * (n - m))
+    err = np.abs(gram(W) - P).max()
+    assert err < tol, f"WᵀW should be the projector onto features 0-{m - 1}, off by {err:.3f}"
+    frob = float((torch.as_tensor(W, dtype=torch.float64) ** 2).sum())
+    assert abs(frob - m) < tol, f"||W||_F² should be m = {m}, got {frob:.3f}"
+    assert np.all(metrics.superposition_score(W)[:m] < tol)
+
+
+def check_relu_twenty(W_relu, W_linear) -> None:
+    """T5: dense ReLU = linear; the represented features are the most important ones, their
+    number never falls as p falls and grows overall; the features in superposition are the
+    least important of the represented ones; at p = 0.3 features 0 and 1 are alone and some
+    others are shared."""
+    assert np.abs(gram(W_relu[0]) - gram(W_linear[0])).max() < 0.05, "at p = 1 ReLU should equal linear"
+    kept = metrics.represented(W_relu)
+    sup = metrics.superposition_score(W_relu)
+    counts = kept.sum(axis=1)
+    assert np.all(np.diff(counts) >= 0) and counts[-1] > counts[0], f"represented counts {counts}"
+    for k, p in enumerate(DENSITIES_20):
+        idx = np.flatnonzero(kept[k])
+        assert list(idx) == list(range(len(idx))), f"p = {p}: represented {idx} are not the most important"
+        alone = idx[sup[k, idx] < 0.5]
+        shared = idx[sup[k, idx] >= 0.5]
+        if len(alone) and len(shared):
+            assert alone.max() < shared.min(), f"p = {p}: alone {alone}, in superposition {shared}"
+    at03 = DENSITIES_20.index(0.3)
+    assert np.all(sup[at03, :2] < 0.1) and np.sum(kept[at03] & (sup[at03] >= 0.5)) >= 2
+    # ... and the shared ones there are antipodal pairs: one partner each at cosine below -0.9
+    W = np.asarray(W_relu[at03], dtype=np.float64)
+    geometry = theory.classify_geometry(W)
+    shared03 = np.flatnonzero(kept[at03] & (sup[at03] >= 0.5))
+    assert np.all(geometry[shared03] == "antipodal"), geometry
+
+
+@claims("box-toy-twenty")
+def test_twenty_features_linear_keeps_top_five_relu_packs_more(ns):
+    linear, relu, glued = ns["linear_20"], ns["relu_20"], ns["glued"]
+    assert ns["densities_20"] == DENSITIES_20
+    np.testing.assert_allclose(relu.config.importance_matrix()[0], 0.7 ** np.arange(20))
+    assert relu.config.activation == "relu" and linear.config.activation == "linear"
+    assert relu.recipe["restarts"] >= 4 and relu.recipe["steps"] == 10_000
+    assert linear.recipe["steps"] == 10_000
+    for k in range(len(DENSITIES_20)):
+        check_linear_projector(linear.W[k])
+    check_relu_twenty(relu.W, linear.W)
+    # the glued numbers are these results'
+    P = np.diag([1.0] * 5 + [0.0] * 15)
+    assert glued["lin20_gram_error"] == pytest.approx(
+        max(np.abs(gram(W) - P).max() for W in linear.W), abs=1e-5
+    )
+    assert glued["lin20_gram_error"] < 0.05
+    assert abs(glued["lin20_frob_min"] - 5) < 0.05 and abs(glued["lin20_frob_max"] - 5) < 0.05
+    assert glued["relu20_dense_diff"] < 0.05
+    kept = metrics.represented(relu.W)
+    shared = metrics.superposition_score(relu.W) > 0.5
+    for k in range(len(DENSITIES_20)):
+        assert glued[f"relu20_kept_{k}"] == int(kept[k].sum())
+        assert glued[f"relu20_shared_{k}"] == int((kept[k] & shared[k]).sum())
+    assert glued["relu20_shared_4"] > 0
+
+
+# --------------------------------------------------------------------------- phase diagrams
+
+
+def phase_agreement(W, n: int, R, P) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+    """Fraction of cells away from the boundaries where the trained extra feature does what the
+    theory says; with the trained and predicted phase grids and the mask of cells away."""
+    trained = theory.classify_geometry(W)[:, -1].reshape(R.shape)
+    predicted = theory.phase(R, P, n_features=n)
+    away = ~theory.near_boundary(R, P, n_features=n, margin=0.15)
+    return float((trained == predicted)[away].mean()), trained, predicted, away
+
+
+@claims("box-toy-phase")
+def test_phase_diagrams_agree_with_the_closed_form_theory(ns):
+    R, P, glued = ns["R"], ns["P"], ns["glued"]
+    np.testing.assert_allclose(ns["rel_importance"], np.geomspace(0.1, 10, 11))
+    np.testing.assert_allclose(ns["densities_phase"], np.geomspace(1, 0.01, 11))
+    for n in (2, 3):
+        run = ns["phase_runs"][n]
+        assert run.config.n_features == n and run.config.n_hidden == n - 1
+        assert run.recipe["restarts"] == glued["phase_restarts"] >= 4 and run.recipe["steps"] == 10_000
+        np.testing.assert_allclose(run.config.importance_matrix()[:, -1], R.ravel())
+        np.testing.assert_allclose(run.config.importance_matrix()[:, :-1], 1.0)
+        np.testing.assert_allclose(run.config.probability_matrix()[:, 0], P.ravel())
+        agree, trained, predicted, away = phase_agreement(run.W, n, R, P)
+        assert agree >= 0.85, f"{n} -> {n - 1}: agreement {agree:.0%} away from the boundaries"
+        assert glued[f"agree_{n}"] == pytest.approx(agree) and glued[f"away_{n}"] == int(away.sum())
+        np.testing.assert_array_equal(ns["trained_phase"][n], trained)
+        assert glued["phase_cells"] == R.size
+    # 2 -> 1: the three regions where the box says, on the trained grid
+    _, t2, _, away2 = phase_agreement(ns["phase_runs"][2].W, 2, R, P)
+    dense = P == 1.0
+    assert np.all(t2[dense & (R < 0.8) & away2] == "ignored")
+    assert np.all(t2[dense & (R > 1.25) & away2] == "dedicated")
+    assert np.mean(t2[(P <= 0.1) & away2] == "antipodal") >= 0.9
+    # 3 -> 2: left half as 2 -> 1; right of r = 1 the extra feature dedicated except at the lowest densities
+    _, t3, _, away3 = phase_agreement(ns["phase_runs"][3].W, 3, R, P)
+    right = (R > 1) & away3
+    assert np.mean(t3[right] == "dedicated") >= 0.85
+    assert np.all(P[right & (t3 != "dedicated")] <= 0.03), "exceptions only at the lowest densities"
+
+
+def test_phase_prose_disagreements_sit_by_the_lines_or_at_the_lowest_densities(ns):
+    """ "The disagreements sit next to the lines ... and at the lowest densities of 3 -> 2"."""
+    R, P = ns["R"], ns["P"]
+    for n in (2, 3):
+        _, trained, predicted, away = phase_agreement(ns["phase_runs"][n].W, n, R, P)
+        wrong_away = (trained != predicted) & away
+        if n == 2:
+            near = theory.near_boundary(R, P, n_features=2, margin=0.3)
+            assert np.all(near[wrong_away]), "2 -> 1: every disagreement within 0.3 decades of a line"
+        else:
+            assert np.all(P[wrong_away] <= 0.03), "3 -> 2: away from the lines, only at the lowest densities"
+
+
+@claims("ex-toy-candidate-losses")
+def test_candidate_losses_solution(ns):
+    exercises.check_candidate_losses(ns["candidate_losses"])
+    assert ns["glued"]["switch_at_half"] == pytest.approx(4 / 9, rel=0.005)
 
 
 # --------------------------------------------------------------------------- other results

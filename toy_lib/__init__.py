@@ -21,12 +21,14 @@ The public API the book introduces, chapter by chapter:
   chapter); nearly orthogonal directions, packing, interference and a hand-built pentagon (the
   geometry chapter).
 - `toy_lib.exercises`: the checkers of the coding exercises.
+- `toy_lib.theory`: the phase diagrams of the toy-models chapter: closed-form losses of the
+  candidate arrangements, which one wins, and what each feature of a trained model does.
 
 Every public function checks its arguments and answers a mistake with a ``ValueError`` that
 names the argument, the value and what was expected (see ``toy_lib/_validate.py``).
 """
 
-from . import exercises, geometry, metrics, plots, real_model
+from . import exercises, geometry, metrics, plots, real_model, theory
 from .cache import cache_dir, cached_activations, cached_train, cached_train_sae
 from .config import ToyModelConfig
 from .data import generate_batch
@@ -73,6 +75,7 @@ __all__ = [
     "SAEResult",
     "train_sae",
     "cached_train_sae",
+    "theory",
 ]
 
 __version__ = "0.1.0"

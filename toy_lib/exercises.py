@@ -1201,6 +1201,102 @@ def _check_analyze_cases(name: str, fn: Callable, steps: int, signature: str, se
 __all__ += ["check_analyze_superposition"]
 
 
+# --------------------------------------------------------------------------- phase diagrams
+# The toy-models chapter's phase diagrams (reference: toy_lib.theory).
+
+__all__ += ["check_candidate_losses"]
+
+
+@_checker
+def check_candidate_losses(fn: Callable) -> None:
+    """Check a learner's ``fn(r, p) -> (ignore_extra, dedicate_extra, antipodal)``: the expected
+    losses of the three candidate arrangements of the ``2 -> 1`` model (feature 0 of importance
+    1, the extra feature 1 of importance ``r``, both of density ``p``), compared with
+    `toy_lib.theory.candidate_losses`: ``r (p/3 - p²/4)``, ``p/3 - p²/4`` and
+    ``(1 + r) p²/6``, on a single cell and on a grid (NumPy arrays of the same shape).
+
+    Args:
+        fn: your function.
+
+    Raises:
+        AssertionError: naming the candidate that differs, the values expected and got, and the
+            likely mistake.
+        ValueError: for a ``fn`` that is not a function.
+    """
+    from . import theory
+
+    name = "check_candidate_losses"
+    labels = ("ignore_extra", "dedicate_extra", "antipodal")
+    r_grid, p_grid = np.meshgrid(np.geomspace(0.1, 10, 5), np.geomspace(1, 0.01, 4))
+    for r, p in ((np.array(2.0), np.array(0.3)), (r_grid, p_grid)):
+        case = (
+            f"r of shape {r.shape} and p of shape {p.shape}" if r.ndim else f"r = {float(r)}, p = {float(p)}"
+        )
+        what = "three arrays (ignore_extra, dedicate_extra, antipodal), each of the shape of r"
+        out = _call(name, case, what, fn, r.copy(), p.copy())
+        if out is None or isinstance(out, dict) or not hasattr(out, "__len__") or len(out) != 3:
+            raise _fail(
+                name,
+                f"for {case} your function returned {type(out).__name__}: expected {what}.",
+                "return a tuple of three arrays, in the order (ignore_extra, dedicate_extra, antipodal)"
+                if out is not None
+                else "did you forget the `return` statement?",
+            )
+        ref = theory.candidate_losses(r, p, n_features=2)
+        want = dict(zip(labels, (ref["extra ignored"], ref["extra dedicated"], ref["extra antipodal"])))
+        ig = p / 3 - p**2 / 4
+        mistakes = {
+            "ignore_extra": [
+                (
+                    r * p / 3,
+                    "an ignored feature's output is its bias, best at its mean p/2: it costs "
+                    "the variance p/3 - p²/4, not E[x²] = p/3",
+                ),
+                (ig, "the ignored feature is the extra one: multiply by its importance r"),
+            ],
+            "dedicate_extra": [
+                (
+                    p / 3,
+                    "an ignored feature's output is its bias, best at its mean p/2: it costs "
+                    "the variance p/3 - p²/4, not E[x²] = p/3",
+                ),
+                (r * ig, "here feature 0 (importance 1) is ignored, not the extra one"),
+            ],
+            "antipodal": [
+                (
+                    (1 + r) * p**2 / 3,
+                    "each feature comes back as ReLU(x_i - x_j), off by min(x_i, x_j) "
+                    "when both are active, and E[min(U, V)²] = 1/6, not 1/3",
+                ),
+                (
+                    p**2 / 6,
+                    "both features err when both are active: weight feature 0 by 1 and the "
+                    "extra feature by r, (1 + r) p²/6",
+                ),
+                ((1 + r) * p / 6, "both features must be active for an error: probability p², not p"),
+            ],
+        }
+        for label, value in zip(labels, out):
+            got = _as_numpy(value, name, f"{label} as an array of the shape of r", case)
+            target = np.broadcast_to(want[label], r.shape)
+            if got.shape != target.shape:
+                _check_shape(name, got, target.shape, f"the shape of r and p ({label})")
+            _check_finite(name, got, case)
+            if _close(got, target, 1e-9):
+                continue
+            hint = next(
+                (h for wrong, h in mistakes[label] if _close(got, np.broadcast_to(wrong, r.shape), 1e-9)),
+                None,
+            )
+            raise _fail(
+                name,
+                f"for {case}, {label} is off: expected {np.round(target, 6).ravel()[:4]}, "
+                f"got {np.round(got, 6).ravel()[:4]}.",
+                hint,
+            )
+    print(f"{name}: your function passed (a single cell and a 4 x 5 grid, all three candidates)")
+
+
 # --------------------------------------------------------------------------- plateau values of D
 
 

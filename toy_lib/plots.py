@@ -39,7 +39,7 @@ from contextlib import contextmanager
 
 import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.colors import Normalize
+from matplotlib.colors import ListedColormap, Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle
 
@@ -1135,6 +1135,198 @@ def interference_cost(density, simulated, standard_error, predicted, labels: Seq
     ax.set_ylabel("mean squared interference")
     ax.legend(loc="lower right", frameon=False)
     return fig
+
+
+# --------------------------------------------------------------------------- phase diagrams (toy-models chapter)
+
+#: The colour of each phase of a phase diagram, from Paul Tol's muted palette (none of them is
+#: a feature colour), in the order of `toy_lib.theory.GEOMETRIES`.
+PHASE_COLOURS = {"ignored": "#DDDDDD", "dedicated": "#88CCEE", "antipodal": "#CC6677", "polygon": "#DDCC77"}
+
+
+def wtw_compared(
+    W_left,
+    W_right,
+    titles: Sequence[str] | None = None,
+    *,
+    labels: Sequence[str] = ("linear", "ReLU"),
+) -> Figure:
+    """Two models side by side for each setting: ``WᵀW`` with the feature norms beside it.
+
+    One row per setting (instance); on each side of the row, a model: its feature norms as
+    horizontal bars (feature ``i`` on row ``i``, bar length ``||W_i||``, coloured by the
+    superposition score ``Σ_{j≠i} (Ŵ_i · W_j)²`` on `SUPERPOSITION_CMAP`) and its ``WᵀW``
+    (`GRAM_CMAP` centred at 0), as in `wtw_and_norms`. One colour bar for each scale, under the
+    panels, the same for every panel.
+
+    Args:
+        W_left, W_right: ``(instance, hidden, feature)`` (or one ``(hidden, feature)`` model);
+            the same number of instances and features (the hidden sizes may differ).
+        titles: one title per setting (row), e.g. ``"p = 0.1"``.
+        labels: the two models' names, written above their panels (e.g. ``("linear", "ReLU")``).
+    """
+    left, right = _weights(W_left, "W_left"), _weights(W_right, "W_right")
+    if left.shape[0] != right.shape[0] or left.shape[2] != right.shape[2]:
+        raise _validate.fail(
+            "W_right",
+            W_right,
+            f"the instances and features of W_left, shape ({left.shape[0]}, hidden, {left.shape[2]})",
+            f"shape {right.shape}",
+        )
+    n_inst, _, n_feat = left.shape
+    titles = _labels(titles, n_inst, "titles", "setting")
+    labels = _labels(labels, 2, "labels", "model")
+    models = (left, right)
+    grams = [np.swapaxes(a, 1, 2) @ a for a in models]
+    vmax = max(1.0, max(float(np.abs(g).max()) for g in grams))
+    norms = [metrics.feature_norms(a) for a in models]
+    sups = [metrics.superposition_score(a) for a in models]
+    sup_norm = Normalize(vmin=0, vmax=max(1.0, max(float(s.max()) for s in sups)))
+    sup_cmap = plt.get_cmap(SUPERPOSITION_CMAP)
+    top = max(1.25, 1.1 * max(float(n.max()) for n in norms))
+    ticks = np.arange(0, n_feat, 1 if n_feat <= 6 else 5 if n_feat <= 30 else -(-n_feat // 5))
+    fig, axes = figure(
+        n_inst,
+        4,
+        width=MAX_WIDTH,
+        height=2.45 * n_inst + 1.3,
+        gridspec_kw=dict(width_ratios=[0.9, 2.0, 0.9, 2.0]),
+    )
+    with style():
+        for k in range(n_inst):
+            for side in range(2):
+                bx, ax = axes[k, 2 * side], axes[k, 2 * side + 1]
+                bx.barh(
+                    np.arange(n_feat),
+                    norms[side][k],
+                    color=sup_cmap(sup_norm(sups[side][k])),
+                    edgecolor="0.3",
+                    lw=0.5,
+                    height=0.8,
+                )
+                bx.set_ylim(n_feat - 0.5, -0.5)
+                bx.set_xlim(0, top)
+                bx.set_xticks([0, 1])
+                bx.set_yticks(ticks)
+                bx.set_ylabel("feature")
+                im = ax.imshow(grams[side][k], cmap=GRAM_CMAP, vmin=-vmax, vmax=vmax)
+                ax.set_xticks(ticks)
+                ax.set_yticks(ticks)
+                ax.tick_params(length=0)
+                name = labels[side] if titles is None else f"{labels[side]}, {titles[k]}"
+                ax.set_title(name)
+                if k == n_inst - 1:
+                    bx.set_xlabel(r"$\|W_i\|$")
+                    ax.set_xlabel("feature")
+        mappable = plt.cm.ScalarMappable(norm=sup_norm, cmap=sup_cmap)
+        fig.colorbar(mappable, ax=list(axes[-1, :2]), orientation="horizontal", label="superposition")
+        fig.colorbar(im, ax=list(axes[-1, 2:]), orientation="horizontal", label=r"$W_i \cdot W_j$")
+    return finish(fig)
+
+
+def _log_edges(centres: np.ndarray) -> np.ndarray:
+    """Cell edges halfway (in log) between log-spaced centres."""
+    logc = np.log10(centres)
+    mid = (logc[1:] + logc[:-1]) / 2
+    return 10 ** np.concatenate([[2 * logc[0] - mid[0]], mid, [2 * logc[-1] - mid[-1]]])
+
+
+def phase_diagram(
+    relative_importance,
+    density,
+    phases,
+    *,
+    boundaries=None,
+    mark=None,
+    titles: Sequence[str] | None = None,
+) -> Figure:
+    """Phase diagrams: what the extra feature does in each cell of a (density, importance) grid.
+
+    Each cell is coloured by its phase (`PHASE_COLOURS`, with a legend); both axes are
+    logarithmic. Boundaries (e.g. `toy_lib.theory.boundaries`) are drawn as black lines over
+    the cells, and cells in ``mark`` (e.g. where the trained model disagrees with the theory)
+    get a black cross.
+
+    Args:
+        relative_importance: ``(importance,)`` positive, increasing: the columns' centres.
+        density: ``(density,)`` in (0, 1]: the rows' centres.
+        phases: ``(panel, density, importance)`` (or one ``(density, importance)`` grid) of phase
+            names from `PHASE_COLOURS`.
+        boundaries: ``None``, or one list per panel of ``(relative_importance, density)`` curves.
+        mark: ``None``, or booleans of the shape of ``phases``.
+        titles: one title per panel.
+    """
+    r = _validate.real_array(relative_importance, "relative_importance", ndim=(1,))
+    p = _validate.real_array(density, "density", ndim=(1,))
+    if r.size < 2 or (r <= 0).any() or np.any(np.diff(r) <= 0):
+        raise _validate.fail("relative_importance", relative_importance, "at least 2 increasing numbers > 0")
+    if p.size < 2 or (p <= 0).any() or (p > 1).any() or len(np.unique(p)) != p.size:
+        raise _validate.fail("density", density, "at least 2 distinct densities in (0, 1]")
+    grid = np.asarray(phases, dtype=object)
+    if grid.ndim == 2:
+        grid = grid[None]
+    if grid.ndim != 3 or grid.shape[1:] != (p.size, r.size):
+        raise _validate.fail(
+            "phases",
+            phases,
+            f"phase names of shape (panel, {p.size}, {r.size}) (density, importance)",
+            f"shape {np.shape(phases)}",
+        )
+    unknown = sorted({str(v) for v in grid.ravel()} - set(PHASE_COLOURS))
+    if unknown:
+        raise _validate.fail("phases", phases, f"names among {', '.join(PHASE_COLOURS)}", repr(unknown[0]))
+    n_panels = grid.shape[0]
+    titles = _labels(titles, n_panels, "titles", "panel")
+    if boundaries is not None:
+        boundaries = list(boundaries)
+        if len(boundaries) != n_panels:
+            raise _validate.fail(
+                "boundaries", boundaries, f"one list of curves per panel ({n_panels})", f"{len(boundaries)}"
+            )
+    if mark is not None:
+        mark_arr = np.asarray(mark)
+        if mark_arr.ndim == 2:
+            mark_arr = mark_arr[None]
+        if mark_arr.shape != grid.shape or mark_arr.dtype != bool:
+            raise _validate.fail(
+                "mark", mark, f"booleans of shape {grid.shape}", f"{mark_arr.dtype} of shape {mark_arr.shape}"
+            )
+    names = list(PHASE_COLOURS)
+    cmap = ListedColormap([PHASE_COLOURS[n] for n in names])
+    codes = np.vectorize(names.index)(grid.astype(str)).astype(float)
+    r_edges, p_order = _log_edges(r), np.argsort(p)
+    p_sorted = p[p_order]
+    p_edges = _log_edges(p_sorted)
+    panel = min(3.3, (MAX_WIDTH - 0.2) / n_panels)
+    fig, axes = figure(1, n_panels, width=min(MAX_WIDTH, panel * n_panels + 0.2), height=panel + 1.5)
+    with style():
+        for k, ax in enumerate(axes.flat):
+            ax.pcolormesh(r_edges, p_edges, codes[k][p_order], cmap=cmap, vmin=-0.5, vmax=len(names) - 0.5)
+            if boundaries is not None:
+                for br, bp in boundaries[k]:
+                    ax.plot(br, bp, color="black", lw=2.0)
+            if mark is not None:
+                rows, cols = np.nonzero(mark_arr[k])
+                ax.scatter(r[cols], p[rows], marker="x", color="black", s=40, lw=1.5, zorder=3)
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xlim(r_edges[0], r_edges[-1])
+            ax.set_ylim(p_edges[0], p_edges[-1])
+            ax.set_xlabel("relative importance $r$")
+            if k == 0:
+                ax.set_ylabel("density $p$")
+            if titles is not None:
+                ax.set_title(titles[k])
+        present = [n for n in names if (grid == n).any()]
+        handles = [plt.Rectangle((0, 0), 1, 1, color=PHASE_COLOURS[n]) for n in present]
+        fig.legend(
+            handles,
+            [f"extra feature {n}" for n in present],
+            loc="outside lower center",
+            ncol=2,
+            frameon=False,
+        )
+    return finish(fig)
 
 
 # --------------------------------------------------------------------------- feature dimensionality sweeps
