@@ -5,7 +5,7 @@ for a few hundred steps and projected to its full length.
     python benchmarks/bench_richer.py --only t11  # the cases whose name contains "t11"
 
 Each case is a `toy_lib.train` call of the chapter's plan (science-targets.md T9-T11 as
-book/richer.md runs them, and double descent, which the chapter does not run yet), at the
+book/richer.md runs them, and double descent, which the chapter runs at 5,000 steps), at the
 planned number of settings, restarts and batch size. A case is timed at ``s``
 and ``2 s`` steps; the difference gives the cost of a step without the fixed costs (set-up, the
 final evaluation), which are timed once. The projection is ``fixed + steps × per step``. Process

@@ -8,7 +8,9 @@ anticorrelated pairs antipodal, three correlated pairs side by side, collapsing 
 density rises), T10 (the neuron model: monosemantic when dense, polysemantic as features get
 sparse, features on pairs of neurons at the sparsest) and T11 (computing |x|: a positive-side
 and a negative-side neuron per feature; 100 -> 40 polysemantic as p falls, important features
-monosemantic longest), each on the lowest-loss of the chapter's restarts.
+monosemantic longest), each on the lowest-loss of the chapter's restarts; and the stretch
+section's double descent (finite training sets: data points stored at small T, features at
+large T, a bump in the test loss between; the shape is asserted, not where the peak sits).
 
 Each check is a function of the trained weights (``check_*``), so it can be pointed at other
 results.
@@ -155,6 +157,55 @@ def check_abs_big(W1s) -> None:
     )
 
 
+def _angle_gaps(vectors) -> np.ndarray:
+    """The gaps (degrees) between the directions of 2-D vectors ``(k, 2)``, around the circle."""
+    v = np.asarray(vectors, dtype=np.float64)
+    angles = np.sort(np.degrees(np.arctan2(v[:, 1], v[:, 0])))
+    return np.diff(np.append(angles, angles[0] + 360))
+
+
+def check_regular_polygon(vectors, what: str, spread: float = 1.25) -> None:
+    """The directions of ``vectors`` ``(k, 2)``, k >= 3, evenly spaced around the circle."""
+    gaps = _angle_gaps(vectors)
+    assert len(gaps) >= 3 and gaps.max() < spread * gaps.min(), (
+        f"{what}: not a regular polygon, gaps between directions {gaps.round(1)} degrees"
+    )
+
+
+def check_stores_points(h, f) -> None:
+    """Small T: the training points' hidden vectors ``h`` (T, 2) form a regular polygon, each
+    longer than every feature's column ``f`` (n, 2)."""
+    h_norms, f_norms = np.linalg.norm(h, axis=1), np.linalg.norm(f, axis=1)
+    assert h_norms.min() > f_norms.max(), (
+        f"small T: shortest training point {h_norms.min():.3f} not longer than the longest feature "
+        f"{f_norms.max():.3f}"
+    )
+    check_regular_polygon(h, "small T, the training points")
+
+
+def check_stores_features(h, f) -> None:
+    """Large T: a handful of features (3 to 8 longer than 3/4 of the longest) form a regular
+    polygon, the longest more than 5x the median training point's hidden vector."""
+    h_norms, f_norms = np.linalg.norm(h, axis=1), np.linalg.norm(f, axis=1)
+    long = f_norms > 0.75 * f_norms.max()
+    assert 3 <= long.sum() <= 8, f"large T: {long.sum()} features longer than 3/4 of the longest"
+    check_regular_polygon(f[long], "large T, the long features")
+    assert f_norms.max() > 5 * np.median(h_norms), (
+        f"large T: longest feature {f_norms.max():.3f}, median training point {np.median(h_norms):.3f}"
+    )
+
+
+def check_double_descent(test_loss, zero_loss: float) -> None:
+    """The test loss against T: near the zero-output loss at the smallest T, a peak at an
+    intermediate T more than 1.2x the first two and the last, and below the peak again at the
+    largest T."""
+    loss = np.asarray(test_loss, dtype=np.float64)
+    peak = int(loss.argmax())
+    assert 0 < peak < len(loss) - 1, f"the test loss peaks at an end (index {peak}): {loss}"
+    assert loss[0] == pytest.approx(zero_loss, rel=0.1), f"smallest T: test loss {loss[0]:.3e}"
+    assert loss[peak] > 1.2 * max(loss[0], loss[1], loss[-1]), f"no bump: {loss}"
+
+
 # --------------------------------------------------------------------------- the claims
 
 
@@ -224,6 +275,42 @@ def test_the_reference_solutions_pass_their_checkers(ns, capsys):
     assert capsys.readouterr().out.count("your function passed") == 3
 
 
+@pytest.mark.slow
+@claims("box-richer-double-descent")
+def test_double_descent_points_then_features_and_a_bump_in_the_test_loss(ns):
+    runs, sizes = ns["dd_runs"], ns["dd_sizes"]
+    small, large = ns["dd_small"], ns["dd_large"]
+    assert small == min(sizes[1:3]) and large == max(sizes)  # a small T and the largest
+    vectors = {}
+    for T in (small, large):
+        W, X = runs[T].W[0].numpy(), runs[T].training_set()[0].numpy()
+        vectors[T] = (X @ W.T, W.T)
+    check_stores_points(*vectors[small])
+    check_stores_features(*vectors[large])
+    test_loss = [float(runs[T].final_loss[0]) for T in sizes]
+    train_loss = [float(runs[T].loss_history[-1, 0]) for T in sizes]
+    zero = 1 / runs[large].config.n_features
+    check_double_descent(test_loss, zero)
+    peak = int(np.argmax(test_loss))
+    assert train_loss[sizes.index(small)] < 1e-6  # the few points are fitted exactly
+    assert train_loss[peak] < zero  # at the peak it fits its training set, not fresh samples
+    assert test_loss[-1] < zero  # "just below that level"
+    g = ns["glued"]
+    assert g["dd_zero_loss"] == pytest.approx(zero)
+    assert g["dd_peak_T"] == sizes[peak]
+    assert g["dd_peak_loss"] == pytest.approx(test_loss[peak])
+    assert (g["dd_first_loss"], g["dd_last_loss"]) == pytest.approx((test_loss[0], test_loss[-1]))
+    assert g["dd_peak_ratio"] == pytest.approx(test_loss[peak] / max(test_loss[0], test_loss[-1]))
+    h_small, f_small = vectors[small]
+    h_large, f_large = vectors[large]
+    f_norms = np.linalg.norm(f_large, axis=1)
+    assert g["dd_small_h_min"] == pytest.approx(np.linalg.norm(h_small, axis=1).min(), rel=1e-5)
+    assert g["dd_small_f_max"] == pytest.approx(np.linalg.norm(f_small, axis=1).max(), rel=1e-5)
+    assert g["dd_large_f_max"] == pytest.approx(f_norms.max(), rel=1e-5)
+    assert g["dd_large_h_median"] == pytest.approx(np.median(np.linalg.norm(h_large, axis=1)), rel=1e-5)
+    assert g["dd_large_n_long"] == int((f_norms > 0.75 * f_norms.max()).sum())
+
+
 # --------------------------------------------------------------------------- the checks can fail
 
 
@@ -280,3 +367,24 @@ def test_the_abs_check_needs_one_neuron_per_sign():
         check_abs_small(np.abs(W1), W2, 1e-6)  # two positive-side neurons, none for x < 0
     with pytest.raises(AssertionError, match="test MSE"):
         check_abs_small(W1, W2, 0.01)
+
+
+def test_the_double_descent_checks_can_fail():
+    pentagon = _circle([0, 72, 144, 216, 288]).T  # (5, 2)
+    short = 0.3 * _circle(np.arange(0, 360, 7)).T
+    check_stores_points(pentagon, short)
+    check_stores_features(0.05 * _circle(np.arange(0, 360, 11)).T, np.concatenate([pentagon, short]))
+    with pytest.raises(AssertionError, match="not longer"):
+        check_stores_points(short, pentagon)
+    with pytest.raises(AssertionError, match="regular polygon"):
+        check_stores_points(_circle([0, 10, 20, 200, 300]).T, short)
+    with pytest.raises(AssertionError, match="median training point"):
+        check_stores_features(pentagon, np.concatenate([pentagon, short]))
+    with pytest.raises(AssertionError, match="longer than 3/4"):
+        check_stores_features(0.05 * pentagon, _circle(np.arange(0, 360, 11)).T)
+    bump = [1.0e-3, 1.0e-3, 2.0e-3, 9.0e-3, 1.0e-3]
+    check_double_descent(bump, 1e-3)
+    with pytest.raises(AssertionError, match="no bump"):
+        check_double_descent([1.0e-3, 1.0e-3, 1.1e-3, 1.0e-3], 1e-3)
+    with pytest.raises(AssertionError, match="peaks at an end"):
+        check_double_descent([1.0e-3, 2e-3, 3e-3, 5e-3], 1e-3)
