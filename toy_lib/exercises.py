@@ -171,12 +171,17 @@ def check_generate_batch(fn: Callable, *, batch_size: int = 20_000, seed: int = 
         AssertionError: naming the statistic that is off and a likely cause.
         ValueError: for a ``fn`` that is not a function, or a bad ``batch_size`` or ``seed``.
     """
-    name = "check_generate_batch"
+    _seeded_batch_check(_check_generate_batch, "check_generate_batch", fn, batch_size, seed)
+
+
+def _seeded_batch_check(inner: Callable, name: str, fn: Callable, batch_size, seed) -> None:
+    """Run a statistical data checker ``inner(fn, batch_size, name)`` with ``batch_size`` and
+    ``seed`` checked, torch's global generator seeded, and its state restored afterwards."""
     batch_size = _validate.integer(batch_size, "batch_size", minimum=1000, maximum=10**6)
     seed = _validate.seed(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        _check_generate_batch(fn, batch_size, name)
+        inner(fn, batch_size, name)
 
 
 def _check_generate_batch(fn: Callable, batch_size: int, name: str) -> None:
@@ -1429,12 +1434,7 @@ def check_correlated_batch(fn: Callable, *, batch_size: int = 20_000, seed: int 
         AssertionError: naming the statistic that is off and a likely cause.
         ValueError: for a ``fn`` that is not a function, or a bad ``batch_size`` or ``seed``.
     """
-    name = "check_correlated_batch"
-    batch_size = _validate.integer(batch_size, "batch_size", minimum=1000, maximum=10**6)
-    seed = _validate.seed(seed)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        _check_correlated_batch(fn, batch_size, name)
+    _seeded_batch_check(_check_correlated_batch, "check_correlated_batch", fn, batch_size, seed)
 
 
 def _check_correlated_batch(fn: Callable, batch_size: int, name: str) -> None:

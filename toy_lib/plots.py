@@ -308,13 +308,7 @@ def feature_arrows(
                         va="center",
                         zorder=4,
                     )
-            ax.set_xlim(-lim, lim)
-            ax.set_ylim(-lim, lim)
-            ax.set_aspect("equal")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            for side in ("left", "bottom"):
-                ax.spines[side].set_visible(False)
+            _plane_axes(ax, lim)
             dropped = [str(f) for f in range(n_feat) if not kept[k, f]]
             if dropped:
                 ax.set_xlabel("dropped: " + ", ".join(dropped), color="0.25")
@@ -571,11 +565,7 @@ def sae_directions(
                 if n > 0:
                     # on top of the arrows (zorder), so that a direction on a feature stays visible
                     ax.plot([0, d[0] / n], [0, d[1] / n], color="black", ls="--", lw=1.3, zorder=4)
-            ax.set_xlim(-1.45, 1.45)
-            ax.set_ylim(-1.45, 1.45)
-            ax.set_aspect("equal")
-            ax.set_xticks([])
-            ax.set_yticks([])
+            _plane_axes(ax, 1.45)
             ax.set_title(f"step {step:,}")
         return fig
 
@@ -762,6 +752,18 @@ def _feature_axis(ax, n_feat: int, axis: str = "x", label: str = "feature") -> N
         ax.set_ylabel(label)
 
 
+def _plane_axes(ax, lim: float) -> None:
+    """A frameless square view of the plane, [-lim, lim] on both axes, with no ticks: the one look
+    of every figure that draws 2-D directions (arrows, decoder directions)."""
+    ax.set_xlim(-lim, lim)
+    ax.set_ylim(-lim, lim)
+    ax.set_aspect("equal")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for side in ("left", "bottom"):
+        ax.spines[side].set_visible(False)
+
+
 def _draw_feature_arrows(ax, W2: np.ndarray) -> None:
     """Each column of ``W2: (2, feature)`` as an arrow from the origin in its feature's colour,
     its number written just beyond the tip; a dashed unit circle for scale."""
@@ -775,13 +777,7 @@ def _draw_feature_arrows(ax, W2: np.ndarray) -> None:
         ax.annotate("", xy=(x, y), xytext=(0, 0), arrowprops=dict(arrowstyle="-|>", color=colour, lw=2.2))
         norm = float(np.hypot(x, y)) or 1.0
         ax.text(x + 0.17 * x / norm, y + 0.17 * y / norm, str(i), color=colour, ha="center", va="center")
-    ax.set_xlim(-lim, lim)
-    ax.set_ylim(-lim, lim)
-    ax.set_aspect("equal")
-    ax.set_xticks([])
-    ax.set_yticks([])
-    for side in ("left", "bottom"):
-        ax.spines[side].set_visible(False)
+    _plane_axes(ax, lim)
 
 
 def _annotated_gram(fig, ax, W: np.ndarray, title: str = r"$W^\top W$") -> None:
