@@ -100,17 +100,19 @@ class ToyActivations:
         self.d_in = result.W.shape[1]
         self.n_features = result.W.shape[2]
         index = torch.zeros(n_instances, dtype=torch.long) if n_toy == 1 else torch.arange(n_instances)
-        self.W = result.W[index].to(self.device, torch.float32)  # (instance, hidden, feature)
+        self.W = result.W.detach()[index].to(self.device, torch.float32)  # (instance, hidden, feature)
         self.Wt = self.W.transpose(1, 2).contiguous()  # (instance, feature, hidden)
         self.prob = torch.tensor(result.config.probability_matrix(), dtype=torch.float32)[index]
         self.seeds = seeds
         self.compiled = self.device.type == "cpu" and _cpu_kernels.AVAILABLE
         self._samplers: dict[int, object] = {}
         self._step = dict.fromkeys((INIT, DATA, EVAL, RESAMPLE), 0)
-        self._h = torch.empty(n_instances, batch_size, self.d_in, device=self.device)
+        if not self.compiled:  # the compiled path keeps its buffers with its sampler
+            self._h = torch.empty(n_instances, batch_size, self.d_in, device=self.device)
 
-    def _draw_x(self, stream: int, size: int) -> torch.Tensor:
-        """A batch of true features ``x``: ``(instance, size, feature)``."""
+    def _sampler(self, stream: int, size: int):
+        """The sampler of ``stream`` for batches of ``size``: on the compiled path the instances'
+        keys, the thresholds and the buffers ``x``, ``h``; else a `_BatchSampler`."""
         key = (stream, size)
         if key not in self._samplers:
             if self.compiled:  # one counter-based stream per instance (toy_lib/_cpu_kernels.py)
@@ -119,25 +121,32 @@ class ToyActivations:
                     dtype=np.uint64,
                 )
                 p32 = self.prob.numpy().astype(np.float64)
-                buf = torch.empty(len(self.seeds), size, self.n_features)
-                self._samplers[key] = (keys, _cpu_kernels.thresholds(p32), buf)
+                n = len(self.seeds)
+                x, h = torch.empty(n, size, self.n_features), torch.empty(n, size, self.d_in)
+                active = np.empty((n, size * self.n_features), dtype=np.int32)
+                self._samplers[key] = (keys, _cpu_kernels.thresholds(p32), x, h, active)
             else:
                 gen = torch.Generator(device=self.device).manual_seed(stream_seed(self.seeds[0], stream))
                 self._samplers[key] = _BatchSampler(self.prob.to(self.device), size, generator=gen)
-        sampler = self._samplers[key]
-        if self.compiled:
-            keys, (p40, inv_log1m_q, thin40), buf = sampler
-            _cpu_kernels.sample_batch(p40, inv_log1m_q, thin40, keys, self._step[stream], buf.numpy())
-            self._step[stream] += 1
-            return buf
-        return sampler.sample()
+        return self._samplers[key]
 
     def features_and_batch(self, stream: int = DATA, size: int | None = None):
         """``(x, h)``: true features ``(instance, size, feature)`` and ``h = W x``
-        ``(instance, size, hidden)`` (a fresh tensor each call except for training batches)."""
+        ``(instance, size, hidden)`` (fresh tensors each call except for training batches, which
+        the next one overwrites). On the compiled path one kernel draws ``x`` and sums ``h`` over
+        its active entries only (`_cpu_kernels.sample_hidden`)."""
         size = size or self.batch_size
-        x = self._draw_x(stream, size)
-        if stream == DATA and size == self.batch_size:
+        reuse = stream == DATA and size == self.batch_size
+        sampler = self._sampler(stream, size)
+        if self.compiled:
+            keys, (p40, inv_log1m_q, thin40), x, h, active = sampler
+            _cpu_kernels.sample_hidden(
+                p40, inv_log1m_q, thin40, keys, self._step[stream], x.numpy(), self.Wt.numpy(), h.numpy(), active
+            )
+            self._step[stream] += 1
+            return (x, h) if reuse else (x.clone(), h.clone())
+        x = sampler.sample()
+        if reuse:
             return x, torch.bmm(x, self.Wt, out=self._h)
         return x.clone(), torch.bmm(x, self.Wt)
 
