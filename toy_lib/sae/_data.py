@@ -140,9 +140,8 @@ class ToyActivations:
         sampler = self._sampler(stream, size)
         if self.compiled:
             keys, (p40, inv_log1m_q, thin40), x, h, active = sampler
-            _cpu_kernels.sample_hidden(
-                p40, inv_log1m_q, thin40, keys, self._step[stream], x.numpy(), self.Wt.numpy(), h.numpy(), active
-            )
+            arrays = (x.numpy(), self.Wt.numpy(), h.numpy(), active)
+            _cpu_kernels.sample_hidden(p40, inv_log1m_q, thin40, keys, self._step[stream], *arrays)
             self._step[stream] += 1
             return (x, h) if reuse else (x.clone(), h.clone())
         x = sampler.sample()
