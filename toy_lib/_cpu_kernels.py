@@ -10,6 +10,8 @@ as loops that Numba compiles (`toy_lib.training._CpuStep` calls them):
   calling thread, without the GIL): draw a batch entry by entry from a counter-based random
   number generator (below), or, for very sparse instances, jump from one active entry to the
   next;
+- `sample_hidden`: `sample_batch`, then a toy model's hidden vectors ``h = W x`` summed over each
+  batch's active entries only (the batches `train_sae` takes from a trained toy model);
 - `residual`: turns the pre-activations ``z`` into ``∂L/∂z`` in place and adds up each
   instance's loss, in one pass instead of five;
 - `tiny_step`: the whole step of a model with a handful of features (sample, forward, residual,
