@@ -24,10 +24,9 @@ def test_sample_hidden_draws_the_same_batch_and_sums_h_in_feature_order(density)
     x_ref = np.empty((n, batch, n_feat), np.float32)
     x = np.empty_like(x_ref)
     h = np.full((n, batch, n_hid), np.nan, np.float32)  # every entry must be written
-    active = np.empty((n, batch * n_feat), np.int32)
     for step in (0, 5):
         _cpu_kernels.sample_batch(p40, inv_log1m_q, thin40, keys, step, x_ref)
-        _cpu_kernels.sample_hidden(p40, inv_log1m_q, thin40, keys, step, x, Wt, h, active)
+        _cpu_kernels.sample_hidden(p40, inv_log1m_q, thin40, keys, step, x, Wt, h)
         np.testing.assert_array_equal(x, x_ref)  # the very batch `sample_batch` draws
         expected = np.zeros_like(h)  # h summed feature by feature, in float32, in order
         for f in range(n_feat):
@@ -46,9 +45,7 @@ def test_sample_hidden_with_no_active_entry_gives_zeros():
     h = np.ones((n, batch, n_hid), np.float32)
     Wt = np.ones((n, n_feat, n_hid), np.float32)
     keys = _cpu_kernels.instance_keys(1, n)
-    _cpu_kernels.sample_hidden(
-        p40, inv_log1m_q, thin40, keys, 0, x, Wt, h, np.empty((n, batch * n_feat), np.int32)
-    )
+    _cpu_kernels.sample_hidden(p40, inv_log1m_q, thin40, keys, 0, x, Wt, h)
     assert (x == 0).all() and (h == 0).all()
 
 

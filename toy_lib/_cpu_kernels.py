@@ -193,14 +193,15 @@ if AVAILABLE:
             _sample_instance(p40[i], inv_log1m_q[i], thin40[i], keys[i], step, x[i])
 
     @njit(nogil=True, cache=True, boundscheck=False)
-    def _hidden(xi, Wti, hi, active):  # pragma: no cover - compiled
+    def _hidden(xi, Wti, hi):  # pragma: no cover - compiled
         """``hi = xi Wti`` ``(batch, hidden)`` from the sparse batch ``xi`` ``(batch, feature)`` and
-        ``Wti`` ``(feature, hidden)``, over the active entries only: a first pass lists them in
-        ``active`` (without a branch: every entry is written, the count advances on the active
-        ones), a second adds ``x[r, f] · Wti[f]`` into row ``r`` of ``hi``. Each row is summed in
-        feature order, and a row without active features is exactly zero."""
+        ``Wti`` ``(feature, hidden)``, over the active entries only: a first pass lists them
+        (without a branch: every entry is written, the count advances on the active ones), a
+        second adds ``x[r, f] · Wti[f]`` into row ``r`` of ``hi``. Each row is summed in feature
+        order, and a row without active features is exactly zero."""
         n_feat, n_hid = xi.shape[1], hi.shape[1]
         xf, hf = xi.reshape(-1), hi.reshape(-1)
+        active = np.empty(xf.shape[0], dtype=np.int32)
         m = 0
         for e in range(xf.shape[0]):
             active[m] = e
@@ -215,15 +216,14 @@ if AVAILABLE:
                 hf[r * n_hid + k] += v * Wti[f, k]
 
     @njit(parallel=True, cache=True, boundscheck=False)
-    def sample_hidden(p40, inv_log1m_q, thin40, keys, step, x, Wt, h, active):  # pragma: no cover
+    def sample_hidden(p40, inv_log1m_q, thin40, keys, step, x, Wt, h):  # pragma: no cover - compiled
         """`sample_batch` into ``x`` ``(instance, batch, feature)``, then the toy model's hidden
         vectors ``h = x Wt`` ``(instance, batch, hidden)`` (``Wt`` ``(instance, feature, hidden)``)
         from each instance's batch while it is in cache: a sparse product over its active entries
-        (`_hidden`; ``active`` ``(instance, batch · feature)`` int32 is its work space) instead of
-        a dense one over mostly-zero ``x``."""
+        (`_hidden`) instead of a dense one over mostly-zero ``x``."""
         for i in prange(x.shape[0]):
             _sample_instance(p40[i], inv_log1m_q[i], thin40[i], keys[i], step, x[i])
-            _hidden(x[i], Wt[i], h[i], active[i])
+            _hidden(x[i], Wt[i], h[i])
 
     @njit(nogil=True, cache=True, boundscheck=False)
     def sample_instances(p40, inv_log1m_q, thin40, keys, step, x):  # pragma: no cover - compiled

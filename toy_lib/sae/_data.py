@@ -123,8 +123,7 @@ class ToyActivations:
                 p32 = self.prob.numpy().astype(np.float64)
                 n = len(self.seeds)
                 x, h = torch.empty(n, size, self.n_features), torch.empty(n, size, self.d_in)
-                active = np.empty((n, size * self.n_features), dtype=np.int32)
-                self._samplers[key] = (keys, _cpu_kernels.thresholds(p32), x, h, active)
+                self._samplers[key] = (keys, _cpu_kernels.thresholds(p32), x, h)
             else:
                 gen = torch.Generator(device=self.device).manual_seed(stream_seed(self.seeds[0], stream))
                 self._samplers[key] = _BatchSampler(self.prob.to(self.device), size, generator=gen)
@@ -139,8 +138,8 @@ class ToyActivations:
         reuse = stream == DATA and size == self.batch_size
         sampler = self._sampler(stream, size)
         if self.compiled:
-            keys, (p40, inv_log1m_q, thin40), x, h, active = sampler
-            arrays = (x.numpy(), self.Wt.numpy(), h.numpy(), active)
+            keys, (p40, inv_log1m_q, thin40), x, h = sampler
+            arrays = (x.numpy(), self.Wt.numpy(), h.numpy())
             _cpu_kernels.sample_hidden(p40, inv_log1m_q, thin40, keys, self._step[stream], *arrays)
             self._step[stream] += 1
             return (x, h) if reuse else (x.clone(), h.clone())
