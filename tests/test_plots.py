@@ -205,6 +205,11 @@ CASES += [
     ),
     ("dims-scatter", plots.dimensionality_scatter, dict(density=np.geomspace(1, 0.01, 6), W=_SWEEP_W)),
     (
+        "adversarial-gain",
+        plots.adversarial_gain_curve,
+        dict(density=np.geomspace(1, 0.01, 6), gain=np.linspace(1, 4, 6), W=_SWEEP_W),
+    ),
+    (
         "collapse",
         plots.sparser_feature_collapse,
         dict(ratio=np.geomspace(1, 8, 6), W=_COLLAPSE_W, feature=4, collapse=(2.3, 3.5)),
