@@ -1476,6 +1476,40 @@ def adversarial_gain_curve(density, gain, W) -> Figure:
 
 
 @_in_style
+def firing_rate_histogram(rates, *, reference: float | None = None, bins: int = 40) -> Figure:
+    """How often each latent of an SAE fires: a histogram of the live latents' firing rates on a
+    log axis (a dead latent, rate 0, has no place on it: the title counts them).
+
+    Args:
+        rates: ``(latent,)`` firing rates in [0, 1] (`toy_lib.metrics.firing_rates`, or counts
+            divided by the number of inputs).
+        reference: optional rate in (0, 1] marked by a dashed line (``k / d_sae`` for a TopK
+            SAE, the average rate it imposes).
+        bins: the number of bars.
+    """
+    r = _array(rates, "rates", 1, "(latent,) firing rates in [0, 1]")
+    if r.size == 0 or r.min() < 0 or r.max() > 1:
+        raise _validate.fail("rates", rates, "a non-empty (latent,) array of firing rates in [0, 1]")
+    live = r[r > 0]
+    if live.size == 0:
+        raise _validate.fail("rates", rates, "at least one live latent (a rate above 0)", "every latent dead")
+    bins = _validate.integer(bins, "bins", minimum=1)
+    fig, axes = figure(height=3.3)
+    ax = axes[0, 0]
+    ax.hist(np.log10(live), bins=bins, color="0.35")
+    if reference is not None:
+        ref = _validate.real(
+            reference, "reference", low=0.0, high=1.0, low_open=True, expected="a rate in (0, 1]"
+        )
+        ax.axvline(np.log10(ref), color="0.1", ls="--", lw=1.5)
+    ax.set_xlabel("firing rate (log$_{10}$ of the fraction of inputs)")
+    ax.set_ylabel("latents")
+    dead = r.size - live.size
+    ax.set_title(f"{live.size:,} live latents, {dead:,} dead")
+    return fig
+
+
+@_in_style
 def sparser_feature_collapse(
     ratio, W, *, feature: int = -1, collapse: tuple[float, float] | None = None
 ) -> Figure:
