@@ -1695,17 +1695,17 @@ def check_absorption_fraction(fn: Callable, *, seed: int = 0) -> None:
                 f"for {label} your function returned shape {got.shape}: expected {want.shape}, {what}.",
                 hint,
             )
-        if _close(got, want, 1e-9):
+        if _close(got, want, 1e-6):
             continue
         silent = f == 0
         hint = None
-        if _close(got, 1 - want, 1e-9):
+        if _close(got, 1 - want, 1e-6):
             hint = "count the inputs on which the latent is silent (f == 0), not those on which it fires."
-        elif _close(got, (silent & child[:, None]).mean(0), 1e-9):
+        elif _close(got, (silent & child[:, None]).mean(0), 1e-6):
             hint = "divide by the number of inputs on which the child fires, not by every input."
-        elif _close(got, silent.mean(0), 1e-9):
+        elif _close(got, silent.mean(0), 1e-6):
             hint = "look only at the inputs on which the child fires (child_fires is True)."
-        elif _close(got, (silent & ~child[:, None]).sum(0) / max((~child).sum(), 1), 1e-9):
+        elif _close(got, (silent & ~child[:, None]).sum(0) / max((~child).sum(), 1), 1e-6):
             hint = "the inputs to look at are those where child_fires is True, not False."
         raise _fail(
             name,
