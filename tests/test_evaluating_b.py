@@ -144,6 +144,7 @@ def size_sweep_signatures(table):
     assert table[12]["stability"] > 0.85, table[12]  # above 0.8 with margin
     assert table[12]["stability"] > table[24]["stability"] > table[48]["stability"]
     assert 0.3 < table[48]["stability"] < 0.65, table[48]  # "about a half"
+    assert table[6]["stability"] > 0.8, table[6]  # the prose: high at 6 too (the same mixtures)
 
 
 @pytest.mark.slow
