@@ -796,6 +796,14 @@ SAE_METRICS = {
     "mcc": lambda s: metrics.mcc(s * _DIRS, _W.transpose(1, 2)),
     "matching": lambda s: metrics.matching(s * _DIRS, _W.transpose(1, 2)),
 }
+# evaluating part B: seed stability, components along directions, absorption
+SAE_METRICS.update(
+    {
+        "seed_stability": lambda s: metrics.seed_stability(s * _W.transpose(1, 2), _W.transpose(1, 2)),
+        "components": lambda s: metrics.components(s * _W.transpose(1, 2), _DIRS),
+        "absorption_fraction": lambda s: metrics.absorption_fraction(s * _F, torch.tensor([True, False] * 4)),
+    }
+)
 
 
 def _sae(s, architecture="relu"):

@@ -1636,3 +1636,80 @@ def check_abs_loss(fn: Callable, *, seed: int = 0) -> None:
             "+ b[:, None, :]); W2 is (instance, feature, hidden)."
         )
     raise _fail(name, f"your losses {np.round(got, 5)} differ from the expected {np.round(want, 5)}.", hint)
+
+
+# ---- evaluating part B
+# The chapter "Evaluating SAEs", part B: measuring feature absorption.
+
+__all__ += ["check_absorption_fraction"]
+
+
+def _absorption_cases(gen: np.random.Generator) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """``(label, f (batch, d_sae), child_fires (batch,))`` cases with known answers."""
+    absorbed = np.array(
+        [[1.0, 0.0], [1.2, 0.0], [0.0, 1.4], [0.0, 1.3], [0.9, 0.0], [0.0, 0.0]]
+    )  # latent 0 (the parent's) silent on the three child inputs 2, 3 and 5
+    child = np.array([False, False, True, True, False, True])
+    partial = absorbed.copy()
+    partial[2, 0] = 0.5  # the parent latent fires on one of the three child inputs
+    f = gen.uniform(0.1, 2.0, size=(40, 5)) * (gen.random((40, 5)) < 0.4)
+    mask = gen.random(40) < 0.3
+    mask[0] = True
+    return [
+        ("an absorbed parent (latent 0 silent on every child input)", absorbed, child),
+        ("a parent latent that fires on one child input in three", partial, child),
+        ("random latents (40 inputs, 5 latents)", f, mask),
+    ]
+
+
+@_checker
+def check_absorption_fraction(fn: Callable, *, seed: int = 0) -> None:
+    """Check a learner's ``fn(f, child_fires) -> (d_sae,)``: for each latent of one SAE, the
+    fraction of the inputs on which the child feature fires that the latent is silent on
+    (`toy_lib.metrics.absorption_fraction` for one SAE); ``f`` is ``(batch, d_sae)`` latents,
+    ``child_fires`` ``(batch,)`` booleans.
+
+    Compared with `toy_lib.metrics.absorption_fraction` on a hand-built absorbed parent, a
+    partly absorbed one and random latents.
+
+    Args:
+        fn: your function.
+        seed: seeds the random case, an integer from 0 to 2**63 - 1.
+
+    Raises:
+        AssertionError: naming the case, the values and a likely cause.
+        ValueError: for a bad ``seed``.
+    """
+    name = "check_absorption_fraction"
+    gen = np.random.default_rng(_validate.seed(seed))
+    what = "one fraction per latent, shape (d_sae,)"
+    for label, f, child in _absorption_cases(gen):
+        raw = _call(name, label, what, fn, torch.tensor(f), torch.tensor(child))
+        got = _as_numpy(raw, name, what, label)
+        _check_finite(name, got, label)
+        want = metrics.absorption_fraction(f, child)
+        if got.shape != want.shape:
+            hint = "average over the inputs (axis 0), one number per latent (axis 1)."
+            raise _fail(
+                name,
+                f"for {label} your function returned shape {got.shape}: expected {want.shape}, {what}.",
+                hint,
+            )
+        if _close(got, want, 1e-6):
+            continue
+        silent = f == 0
+        hint = None
+        if _close(got, 1 - want, 1e-6):
+            hint = "count the inputs on which the latent is silent (f == 0), not those on which it fires."
+        elif _close(got, (silent & child[:, None]).mean(0), 1e-6):
+            hint = "divide by the number of inputs on which the child fires, not by every input."
+        elif _close(got, silent.mean(0), 1e-6):
+            hint = "look only at the inputs on which the child fires (child_fires is True)."
+        elif _close(got, (silent & ~child[:, None]).sum(0) / max((~child).sum(), 1), 1e-6):
+            hint = "the inputs to look at are those where child_fires is True, not False."
+        raise _fail(
+            name,
+            f"for {label} your function returned {np.round(got, 4)}: expected {np.round(want, 4)}.",
+            hint,
+        )
+    print(f"{name}: your function passed (3 cases)")

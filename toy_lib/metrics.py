@@ -652,3 +652,134 @@ __all__ += [
     "plateau_fraction",
     "longest_run",
 ]
+
+
+# --------------------------------------------------------------------------- evaluating part B
+#
+# The pathologies of SAEs on data with known directions (the chapter "Evaluating SAEs"): how
+# stable a dictionary is across seeds, how much of given directions a decoder, an encoder or a
+# bias carries, and feature absorption (a latent silent exactly when a more specific feature
+# fires).
+
+
+def seed_stability(dec_a, dec_b, threshold: float = 0.9) -> np.ndarray:
+    """Fraction of the latents of one SAE that have a partner in another, trained on the same
+    data from another seed: ``(...)``, e.g. ``(instance,)`` for decoders ``(instance, d_sae,
+    d_in)``.
+
+    The latents of the two dictionaries are paired one to one so that the sum of the cosines of
+    the pairs is largest (the Hungarian algorithm, `scipy.optimize.linear_sum_assignment`, as in
+    `mcc`; the signed cosine, because a latent that writes ``-v`` is not one that writes ``v``),
+    and a pair counts as matched when its cosine exceeds ``threshold``. The count is divided by
+    ``d_sae`` of ``dec_a``: 1 when every latent of ``dec_a`` reappears in ``dec_b``. A decoder row
+    of norm at most `ZERO_NORM` matches nothing.
+
+    Args:
+        dec_a: ``(..., d_sae_a, d_in)`` the first SAE's decoder directions, one per row.
+        dec_b: ``(..., d_sae_b, d_in)`` the second's; the leading axes broadcast against
+            ``dec_a``'s.
+        threshold: a cosine from -1 to 1 above which a pair counts as matched.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    threshold = _validate.real(threshold, "threshold", low=-1.0, high=1.0)
+    cos = _cosines(dec_a, dec_b, "dec_a", "dec_b")
+    flat = cos.reshape(-1, *cos.shape[-2:])
+    out = np.empty(len(flat))
+    for i, c in enumerate(flat):
+        rows, cols = linear_sum_assignment(c, maximize=True)
+        out[i] = (c[rows, cols] > threshold).sum() / c.shape[0]
+    return out.reshape(cos.shape[:-2])
+
+
+def components(vectors, directions) -> np.ndarray:
+    """How much of each direction each vector carries: the dot product of every row of
+    ``vectors`` with every direction scaled to unit norm: ``(..., n, d), (k, d) or (..., k, d)
+    -> (..., n, k)``.
+
+    Unlike `cosine_matrix`, the vectors keep their length: a decoder row ``0.97 p + 0.24 c`` has
+    components 0.97 and 0.24 along the unit features ``p`` and ``c``. For an encoder ``W_enc``
+    ``(instance, d_in, d_sae)`` pass ``W_enc.transpose(-1, -2)`` (one row per latent); for a bias
+    ``b_dec`` ``(instance, d_in)`` pass ``b_dec[:, None, :]``.
+
+    Args:
+        vectors: ``(..., n, d)`` one vector per row.
+        directions: ``(..., k, d)`` one direction per row (its length does not matter); the
+            leading axes broadcast against ``vectors``'.
+
+    Raises:
+        ValueError: naming the argument, for a direction of zero length (it has no direction),
+            rows of different widths, or NaN or infinite entries.
+    """
+    V = _as_batch(vectors, "vectors", ("n", "d"))
+    D = _as_batch(directions, "directions", ("k", "d"))
+    if V.shape[-1] != D.shape[-1]:
+        raise _validate.fail(
+            "directions", directions, f"rows of width {V.shape[-1]}, as vectors has", f"shape {D.shape}"
+        )
+    if np.any(_row_norms(D) <= ZERO_NORM):
+        raise _validate.fail("directions", directions, "directions of non-zero length", "a zero row")
+    try:
+        np.broadcast_shapes(V.shape[:-2], D.shape[:-2])
+    except ValueError as err:
+        raise _validate.fail(
+            "directions",
+            directions,
+            f"leading axes that broadcast against vectors' {V.shape[:-2]}",
+            f"{D.shape[:-2]}",
+        ) from err
+    return V @ np.swapaxes(_unit_rows(D), -1, -2)
+
+
+def absorption_fraction(f, child_fires) -> np.ndarray:
+    """For each latent, the fraction of the inputs on which a given (child) feature fires that
+    the latent is silent on: ``(..., batch, d_sae), (batch,) or (..., batch) -> (..., d_sae)``.
+
+    Feature absorption (Chanin et al. 2024): with a parent feature that fires whenever its child
+    does, an SAE can save sparsity by letting the child's latent carry the parent's direction
+    and switching the parent's latent off whenever the child fires. Then the parent's latent,
+    which should fire on every input where the parent is present, is silent on the child's
+    inputs: its `absorption_fraction` there is near 1 (0 for a clean parent latent). Read the
+    parent latent's entry; the child latent's entry is near 0 either way.
+
+    Args:
+        f: ``(..., batch, d_sae)`` an SAE's latents on some inputs (`toy_lib.SAEResult.encode`).
+        child_fires: ``(batch,)`` or ``(..., batch)`` booleans (or 0/1 numbers): whether the
+            child feature is active on each input, e.g. ``features[:, child] > 0``. At least one
+            input must have it on.
+    """
+    acts = _as_batch(f, "f", ("batch", "d_sae"))
+    if isinstance(child_fires, torch.Tensor):
+        child_fires = child_fires.detach().cpu().numpy()
+    mask = np.asarray(child_fires)
+    if mask.dtype != np.bool_:
+        values = _validate.real_array(child_fires, "child_fires")
+        if not np.isin(values, (0.0, 1.0)).all():
+            raise _validate.fail("child_fires", child_fires, "booleans or 0/1 numbers", "other values")
+        mask = values.astype(bool)
+    if mask.ndim < 1 or mask.shape[-1] != acts.shape[-2]:
+        raise _validate.fail(
+            "child_fires",
+            child_fires,
+            f"one boolean per input, (..., {acts.shape[-2]}) as f has {acts.shape[-2]} inputs",
+            f"shape {mask.shape}",
+        )
+    try:
+        mask = np.broadcast_to(mask, acts.shape[:-1])
+    except ValueError as err:
+        raise _validate.fail(
+            "child_fires",
+            child_fires,
+            f"leading axes that broadcast against f's {acts.shape[:-2]}",
+            f"shape {mask.shape}",
+        ) from err
+    count = mask.sum(-1)
+    if np.any(count == 0):
+        raise _validate.fail(
+            "child_fires", child_fires, "at least one input on which the child fires", "none"
+        )
+    silent = ((acts == 0) & mask[..., None]).sum(-2)
+    return silent / count[..., None]
+
+
+__all__ += ["seed_stability", "components", "absorption_fraction"]
