@@ -23,12 +23,15 @@ The public API the book introduces, chapter by chapter:
 - `toy_lib.exercises`: the checkers of the coding exercises.
 - `toy_lib.theory`: the phase diagrams of the toy-models chapter: closed-form losses of the
   candidate arrangements, which one wins, and what each feature of a trained model does.
+- `toy_lib.synthetic`: activations built from feature directions we choose (independent,
+  correlated, parent/child and mutually exclusive features): the ground truth the SAE
+  evaluation chapters grade SAEs against.
 
 Every public function checks its arguments and answers a mistake with a ``ValueError`` that
 names the argument, the value and what was expected (see ``toy_lib/_validate.py``).
 """
 
-from . import exercises, geometry, metrics, plots, real_model, theory
+from . import exercises, geometry, metrics, plots, real_model, synthetic, theory
 from .cache import cache_dir, cached_activations, cached_train, cached_train_sae
 from .config import ToyModelConfig
 from .data import generate_batch
@@ -76,6 +79,7 @@ __all__ = [
     "train_sae",
     "cached_train_sae",
     "theory",
+    "synthetic",
 ]
 
 __version__ = "0.1.0"
