@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from claims import claims
 
 from toy_lib import exercises, metrics
@@ -31,7 +30,12 @@ def _parent_firing(ns, result, instance):
         on = feats[:, p] > 0
         kids = (feats[:, ns["children"][p]] > 0).any(1)
         out.append(
-            (lat, float(cos[p, lat]), float(fires[on, lat].float().mean()), float(fires[kids, lat].float().mean()))
+            (
+                lat,
+                float(cos[p, lat]),
+                float(fires[on, lat].float().mean()),
+                float(fires[kids, lat].float().mean()),
+            )
         )
     return out
 
