@@ -65,7 +65,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(1, str(ROOT / "tests"))  # the reference solutions of the checkers' tests
 
 import toy_lib  # noqa: E402
-from toy_lib import exercises, metrics, plots, real_model  # noqa: E402
+from toy_lib import exercises, geometry, metrics, plots, real_model, synthetic, theory  # noqa: E402
 from toy_lib.training import TrainingDiverged, optimise  # noqa: E402
 
 OUTCOMES = ("ok", "clear", "vague", "raw", "silent", "refused", "hang", "crash")
@@ -1187,6 +1187,7 @@ def build_cases(cache_folder: str) -> list[Case]:
         {"n_panels": sizes(base=5)[:14], "max_cols": sizes(base=3)[:14]},
     )
     richer_cases(vary)
+    theory_and_synthetic_cases(vary)
     return cases
 
 
@@ -1229,6 +1230,172 @@ def richer_cases(vary) -> None:
                 V("str", "abc", False),
             ],
             "max_cols": sizes(base=3)[:10],
+        },
+    )
+
+
+def theory_and_synthetic_cases(vary) -> None:
+    """The phase diagrams' closed forms (`toy_lib.theory`), the adversarial gain of
+    `toy_lib.geometry` and the synthetic data sets of `toy_lib.synthetic`."""
+    r_pool = [
+        V("float", 1.0, True),
+        V("array", lambda: np.geomspace(0.1, 10, 4), True),
+        V("tensor", lambda: torch.tensor([0.5, 2.0]), True),
+        V("0", 0.0, False),
+        V("negative", -1.0, False),
+        V("nan", math.nan, False),
+        V("inf", math.inf, False),
+        V("empty list", [], False),
+        *garbage(),
+    ]
+    p_pool = [
+        V("float", 0.3, True),
+        V("array", lambda: np.geomspace(1, 0.01, 4), True),
+        V("1", 1.0, True),
+        V("0", 0.0, False),
+        V("1.5", 1.5, False),
+        V("nan", math.nan, False),
+        *garbage(),
+    ]
+    n_pool = [V("2", 2, True), V("3", 3, True), V("4", 4, False), V("1", 1, False), *garbage()]
+    for name in ("candidate_losses", "phase", "near_boundary"):
+        vary(
+            "theory",
+            f"theory.{name}",
+            getattr(theory, name),
+            dict(relative_importance=1.0, density=0.3),
+            {"relative_importance": r_pool, "density": p_pool, "n_features": n_pool},
+        )
+    vary(
+        "theory",
+        "theory.boundaries",
+        theory.boundaries,
+        {},
+        {
+            "n_features": n_pool,
+            "importance_range": [
+                V("(0.1, 10)", (0.1, 10.0), True),
+                V("reversed", (10.0, 0.1), False),
+                V("negative", (-1.0, 10.0), False),
+                V("one number", 1.0, False),
+            ],
+            "n_points": sizes(base=50)[:12],
+        },
+    )
+    vary(
+        "theory",
+        "theory.classify_geometry",
+        theory.classify_geometry,
+        dict(W=lambda: np.eye(2)),
+        {"W": weights((2, 2))},
+    )
+
+    gain_base = dict(
+        W=lambda: torch.randn(2, 2, 5, generator=torch.Generator().manual_seed(0)),
+        b=lambda: -0.1 * torch.ones(2, 5),
+        x=lambda: torch.rand(2, 8, 5, generator=torch.Generator().manual_seed(1)),
+    )
+    vary(
+        "geometry",
+        "geometry.adversarial_gain",
+        geometry.adversarial_gain,
+        gain_base,
+        {
+            "W": tensors((2, 2, 5), ("instance", "hidden", "feature"), {"instance", "feature"})[:40],
+            "b": tensors((2, 5), ("instance", "feature"), {"instance", "feature"})[:40],
+            "x": tensors((2, 8, 5), ("instance", "batch", "feature"), {"instance", "feature"})[:40],
+            "epsilon": reals(0.1, low=0.0, low_ok=False, huge_valid=True),
+            "steps": sizes(base=5)[:17],
+            "seed": seeds(),
+        },
+        positional=("W", "b", "x"),
+    )
+
+    probs = [
+        V("list", [0.3, 0.2, 0.1], True),
+        V("array", lambda: np.array([0.3, 0.2, 0.1]), True),
+        V("tensor", lambda: torch.tensor([0.3, 0.2, 0.1]), True),
+        V("scalar", 0.3, False),
+        V("empty", [], False),
+        V("0 entry", [0.3, 0.0, 0.1], False),
+        V("1.5 entry", [0.3, 1.5, 0.1], False),
+        V("nan entry", [0.3, math.nan, 0.1], False),
+        V("2-d", lambda: np.full((3, 1), 0.2), False),
+        V("str", "0.3", False),
+    ]
+    vary(
+        "synthetic",
+        "synthetic.SyntheticFeatures",
+        synthetic.SyntheticFeatures,
+        dict(d_in=4, probabilities=[0.3, 0.2, 0.1]),
+        {
+            "d_in": sizes(base=4)[:17],
+            "probabilities": probs,
+            "parents": [
+                V("None", None, True),
+                V("roots and a child", [-1, 0, None], True),
+                V("np array", lambda: np.array([-1, 0, 0]), True),
+                V("wrong length", [-1, 0], False),
+                V("self parent", [-1, 1, 0], False),
+                V("cycle", [1, 2, 0], False),
+                V("index 3", [-1, 3, 0], False),
+                V("float index", [-1, 0.5, 0], False),
+                V("str", "abc", False),
+            ],
+            "exclusive": flags(none_ok=False),
+            "directions": [
+                V("'orthogonal'", "orthogonal", True),
+                V("'basis'", "basis", True),
+                V("'random'", "random", True),
+                V("array", lambda: np.random.default_rng(0).normal(size=(3, 4)), True),
+                V("'spiral'", "spiral", False),
+                V("wrong shape", lambda: np.ones((4, 3)), False),
+                V("zero row", lambda: np.zeros((3, 4)), False),
+                V("nan", lambda: np.full((3, 4), np.nan), False),
+            ],
+            "magnitude": reals(1.0, low=0.0, low_ok=False, huge_valid=True)
+            + [
+                V("(0, 1)", (0.0, 1.0), True),
+                V("(1, 0)", (1.0, 0.0), False),
+                V("(1, 2, 3)", (1.0, 2.0, 3.0), False),
+            ],
+            "correlation": [
+                V("None", None, True),
+                V("identity", lambda: np.eye(3), True),
+                V("wrong size", lambda: np.eye(2), False),
+                V("not symmetric", lambda: np.eye(3) + np.triu(np.full((3, 3), 0.3), 1), False),
+                V("not positive definite", lambda: np.ones((3, 3)), False),
+            ],
+            "seed": seeds(),
+        },
+    )
+    vary(
+        "synthetic",
+        "synthetic.independent",
+        synthetic.independent,
+        dict(n_features=3, d_in=4, probabilities=0.2),
+        {"n_features": sizes(base=3)[:17], "probabilities": probs[:3] + probs[4:] + [V("scalar", 0.3, True)]},
+    )
+    data = synthetic.independent(3, 4, 0.2)
+    vary(
+        "synthetic",
+        "SyntheticFeatures.sample",
+        data.sample,
+        dict(n=10),
+        {"n": sizes(base=10)[:17], "seed": seeds()},
+    )
+    vary(
+        "plots",
+        "plots.adversarial_gain_curve",
+        plots.adversarial_gain_curve,
+        dict(density=lambda: np.geomspace(1, 0.01, 4), gain=lambda: np.ones(4), W=lambda: np.ones((4, 2, 5))),
+        {
+            "gain": [
+                V("array", lambda: np.linspace(1, 3, 4), True),
+                V("wrong length", lambda: np.ones(3), False),
+                V("negative", lambda: -np.ones(4), False),
+                V("nan", lambda: np.full(4, np.nan), False),
+            ]
         },
     )
 
@@ -2251,6 +2418,9 @@ def report(cases: list[Case], results: dict[int, dict], *, verbose: bool) -> Non
             "training",
             "cache",
             "metrics",
+            "geometry",
+            "theory",
+            "synthetic",
             "exercises",
             "sae",
             "sae plots",

@@ -321,3 +321,18 @@ def test_the_pentagon_collapses_once_into_two_antipodal_pairs(ns):
     nearest_to_4 = np.sort(np.abs((angles[:4] - angles[4] + 180) % 360 - 180))[:2]
     np.testing.assert_allclose(nearest_to_4, gaps.min(), atol=1.5)
     assert g["collapse_restarts"] == 8 and g["collapse_n_models"] == len(ratios)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (lambda d, W: (d, np.ones(len(d) - 1), W), r"^gain=.*one per entry of density"),
+        (lambda d, W: (d, -np.ones(len(d)), W), r"^gain=.*non-negative"),
+        (lambda d, W: (d[:-1], np.ones(len(d) - 1), W), r"^W=.*one model per entry of density"),
+        (lambda d, W: (d * 2, np.ones(len(d)), W), r"^density=.*densities 1 - S in \(0, 1\]"),
+    ],
+)
+def test_the_adversarial_gain_figure_refuses_bad_input(args, message):
+    d, W = np.geomspace(1, 0.01, 4), np.random.default_rng(0).normal(size=(4, 3, 8))
+    with pytest.raises(ValueError, match=message):
+        plots.adversarial_gain_curve(*args(d, W))

@@ -419,3 +419,29 @@ def test_compiled_final_evaluation_equals_the_tensor_one(n_feat, n_hidden):
         ref = _evaluate(config, params, prob, importance, 5000, torch.Generator().manual_seed(9))
         got = _CpuStep.evaluate(Wb, prob, importance, activation, 5000, torch.Generator().manual_seed(9), 2)
         torch.testing.assert_close(got, ref, rtol=2e-5, atol=1e-9)
+
+
+def test_the_autograd_path_runs_on_one_thread_below_its_own_threshold(monkeypatch):
+    # A finite training set of 2 x 600 features x 1,000 samples: above SINGLE_THREAD_BELOW, below
+    # AUTOGRAD_SINGLE_THREAD_BELOW, so the autograd step runs on one torch thread (two threads
+    # made the double-descent run 8x slower on a busy 2-core machine), and the setting comes back.
+    training = toy_lib.training.__dict__
+    assert training["SINGLE_THREAD_BELOW"] <= 2 * 600 * 1000 < training["AUTOGRAD_SINGLE_THREAD_BELOW"]
+    seen = []
+    real = training["_GenericStep"]
+
+    class Spy(real):
+        def __call__(self, *args, **kwargs):
+            seen.append(torch.get_num_threads())
+            return super().__call__(*args, **kwargs)
+
+    monkeypatch.setitem(training, "_GenericStep", Spy)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        cfg = toy_lib.ToyModelConfig(n_features=600, n_hidden=2, feature_probability=0.01, dataset_size=1000)
+        toy_lib.train(cfg, steps=2, restarts=2, device="cpu", progress=False)
+        assert seen == [1, 1]
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

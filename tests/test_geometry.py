@@ -304,3 +304,52 @@ def test_bad_input_is_refused_with_a_clear_message(call, fragment):
     with pytest.raises(ValueError) as info:
         call()
     assert fragment in str(info.value), str(info.value)
+
+
+# --------------------------------------------------------------------------- adversarial gain
+
+
+def test_adversarial_gain_hand_checked_cases():
+    # orthonormal features: the output moves exactly as far as the input (gain 1)
+    x = torch.rand(1, 16, 3, generator=torch.Generator().manual_seed(0)) + 0.5
+    gain = geometry.adversarial_gain(torch.eye(3)[None], torch.zeros(1, 3), x, epsilon=0.05)
+    assert gain.shape == (1,) and gain[0] == pytest.approx(1.0, abs=1e-6)
+    # two features on one line: W^T W = [[1, 1], [1, 1]], largest singular value 2
+    both = geometry.adversarial_gain(
+        torch.ones(1, 1, 2), torch.zeros(1, 2), torch.full((1, 4, 2), 0.5), epsilon=0.01
+    )
+    assert both[0] == pytest.approx(2.0, abs=1e-4)
+    # every output held below zero by a bias of -1: a push of 0.1 moves nothing
+    off = geometry.adversarial_gain(torch.eye(2)[None], -torch.ones(1, 2), torch.zeros(1, 4, 2), epsilon=0.1)
+    assert off[0] == 0.0
+
+
+def test_adversarial_gain_is_batched_and_reproducible():
+    gen = torch.Generator().manual_seed(3)
+    W, b, x = (
+        torch.randn(3, 2, 5, generator=gen),
+        -0.1 * torch.rand(3, 5, generator=gen),
+        torch.rand(3, 8, 5, generator=gen),
+    )
+    together = geometry.adversarial_gain(W, b, x)
+    assert np.array_equal(together, geometry.adversarial_gain(W, b, x))
+    alone = [geometry.adversarial_gain(W[i : i + 1], b[i : i + 1], x[i : i + 1], seed=i)[0] for i in range(3)]
+    assert together == pytest.approx(alone, rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(epsilon=0.0), r"^epsilon=0\.0: expected a positive finite number"),
+        (dict(steps=0), r"^steps=0: expected a positive integer"),
+        (dict(seed=-1), r"^seed=-1"),
+        (dict(x=torch.zeros(1, 4, 3)), r"^x=.*feature"),
+        (dict(b=torch.zeros(2, 2)), r"^b=.*instance"),
+        (dict(x=torch.full((1, 4, 2), float("nan"))), r"^x=.*finite"),
+    ],
+)
+def test_adversarial_gain_bad_arguments(kwargs, message):
+    args = dict(W=torch.eye(2)[None], b=torch.zeros(1, 2), x=torch.zeros(1, 4, 2))
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=message):
+        geometry.adversarial_gain(args.pop("W"), args.pop("b"), args.pop("x"), **args)

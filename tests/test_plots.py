@@ -205,6 +205,16 @@ CASES += [
     ),
     ("dims-scatter", plots.dimensionality_scatter, dict(density=np.geomspace(1, 0.01, 6), W=_SWEEP_W)),
     (
+        "firing-rates",
+        plots.firing_rate_histogram,
+        dict(rates=np.concatenate([np.zeros(3), np.geomspace(1e-4, 0.5, 50)]), reference=0.01),
+    ),
+    (
+        "adversarial-gain",
+        plots.adversarial_gain_curve,
+        dict(density=np.geomspace(1, 0.01, 6), gain=np.linspace(1, 4, 6), W=_SWEEP_W),
+    ),
+    (
         "collapse",
         plots.sparser_feature_collapse,
         dict(ratio=np.geomspace(1, 8, 6), W=_COLLAPSE_W, feature=4, collapse=(2.3, 3.5)),
@@ -502,3 +512,21 @@ def test_jupyter_shows_every_figure_at_the_books_size():
         width, height = Image.open(io.BytesIO(base64.b64decode(images[0]))).size
         assert width <= math.ceil(plots.COLUMN_WIDTH * plots.DPI), f"{cell.source!r}: {width} px wide"
         assert width >= 0.9 * plots.MAX_WIDTH * plots.DPI, f"{cell.source!r}: {width} px, not at DPI"
+
+
+def test_firing_rate_histogram_counts_dead_latents_and_refuses_bad_rates():
+    fig = plots.firing_rate_histogram(np.array([0.0, 0.0, 0.01, 0.2, 1.0]), reference=0.05)
+    assert fig.axes[0].get_title() == "3 live latents, 2 dead"
+    plt.close(fig)
+    for rates, message in [
+        (np.array([0.1, 1.5]), r"^rates=.*firing rates in \[0, 1\]"),
+        (np.array([-0.1, 0.5]), r"^rates=.*firing rates in \[0, 1\]"),
+        (np.zeros(4), r"^rates=.*at least one live latent"),
+        (np.ones((2, 2)) * 0.1, r"^rates="),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            plots.firing_rate_histogram(rates)
+    with pytest.raises(ValueError, match=r"^reference=0\.0: expected a rate in \(0, 1\]"):
+        plots.firing_rate_histogram(np.array([0.1]), reference=0.0)
+    with pytest.raises(ValueError, match=r"^bins=0"):
+        plots.firing_rate_histogram(np.array([0.1]), bins=0)

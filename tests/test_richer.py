@@ -10,7 +10,8 @@ sparse, features on pairs of neurons at the sparsest) and T11 (computing |x|: a 
 and a negative-side neuron per feature; 100 -> 40 polysemantic as p falls, important features
 monosemantic longest), each on the lowest-loss of the chapter's restarts; and the stretch
 section's double descent (finite training sets: data points stored at small T, features at
-large T, a bump in the test loss between; the shape is asserted, not where the peak sits).
+large T, a bump in the test loss between; the shape is asserted, not where the peak sits);
+and T12 (adversarial vulnerability rising with the features per dimension).
 
 Each check is a function of the trained weights (``check_*``), so it can be pointed at other
 results.
@@ -22,6 +23,7 @@ import numpy as np
 import pytest
 import torch
 from claims import claims
+from scipy.stats import spearmanr
 
 from toy_lib import exercises, geometry, metrics
 
@@ -309,6 +311,41 @@ def test_double_descent_points_then_features_and_a_bump_in_the_test_loss(ns):
     assert g["dd_large_f_max"] == pytest.approx(f_norms.max(), rel=1e-5)
     assert g["dd_large_h_median"] == pytest.approx(np.median(np.linalg.norm(h_large, axis=1)), rel=1e-5)
     assert g["dd_large_n_long"] == int((f_norms > 0.75 * f_norms.max()).sum())
+
+
+@claims("box-richer-adversarial")
+def test_adversarial_gain_rises_with_features_per_dimension(ns):
+    models, densities = ns["adv_models"], ns["adv_densities"]
+    assert models.config.n_features == 200 and models.config.n_hidden == 20 and len(densities) == 26
+    x = ns["adv_inputs"]
+    # recomputed here, from the chapter's models and inputs (the attack is deterministic)
+    gain = geometry.adversarial_gain(models.W, models.b, x, epsilon=0.1)
+    assert np.array_equal(gain, ns["adv_gain"])
+    fpd = 1 / metrics.dimensions_per_feature(models.W)
+    assert densities[0] == 1.0 and abs(fpd[0] - 1) < 0.1  # the dense model: one feature per dimension
+    assert 0.9 < gain[0] < 1.1  # "a gain of about 1"
+    peak = int(np.argmax(gain))
+    assert gain[peak] > 3 * gain[0]  # "a peak more than three times the dense model's gain"
+    assert spearmanr(gain, fpd).statistic > 0.85  # "rank correlation above 0.85"
+    assert gain[-1] < 0.9 * gain[peak] and fpd[-1] > fpd[peak]  # the gain falls back, fpd keeps rising
+    # the prose: below ||W||_F^2 / m wherever that is above 2, less than half of it at the peak
+    assert np.all(gain[fpd > 2] < fpd[fpd > 2]) and gain[peak] < 0.5 * fpd[peak]
+    # the sparsest model: about two active features an input, most outputs held below zero ...
+    W, b = models.W[-1].double(), models.b[-1].double()
+    xs = x[-1].double()
+    assert abs((xs > 0).sum(-1).float().mean().item() - 2) < 0.5
+    pre = xs @ W.T @ W + b
+    assert (pre < 0).double().mean().item() > 0.9
+    # ... and a larger push finds more of them
+    wider = geometry.adversarial_gain(models.W[-1:], models.b[-1:], x[-1:], epsilon=0.5)
+    assert wider[0] > gain[-1]
+    g = ns["glued"]
+    assert g["adv_dense_gain"] == pytest.approx(gain[0])
+    assert (g["adv_peak_gain"], g["adv_peak_ratio"]) == pytest.approx((gain[peak], gain[peak] / gain[0]))
+    assert g["adv_peak_inverse_density"] == pytest.approx(1 / densities[peak])
+    assert (g["adv_peak_fpd"], g["adv_last_fpd"]) == pytest.approx((fpd[peak], fpd[-1]))
+    assert g["adv_last_gain"] == pytest.approx(gain[-1])
+    assert g["adv_rank_corr"] == pytest.approx(spearmanr(gain, fpd).statistic)
 
 
 # --------------------------------------------------------------------------- the checks can fail

@@ -21,7 +21,8 @@ Contents, in the order the chapters introduce them:
   `predicted_random_count`, `packing_bound` (no arrangement can beat it), `pack_vectors` and
   `pack_count` (an optimiser that packs them).
 - Interference: `interference` (what the other features add to each feature's read-out),
-  `expected_interference` (its expected cost under sparsity), `simulate_interference`.
+  `expected_interference` (its expected cost under sparsity), `simulate_interference`, and
+  what an adversary makes of it: `adversarial_gain` (the richer-settings chapter).
 - `hand_built_polygon`: the pentagon whose ReLU and negative bias clip the leakage.
 """
 
@@ -35,6 +36,8 @@ import torch
 
 from . import _validate as v
 from .data import generate_batch
+from .model import B_AXES, W_AXES, X_AXES
+from .model import _tensors as _model_tensors
 from .training import _cpu_threads, optimise
 
 __all__ = [
@@ -59,6 +62,7 @@ __all__ = [
     "interference",
     "expected_interference",
     "simulate_interference",
+    "adversarial_gain",
     "hand_built_polygon",
 ]
 
@@ -721,6 +725,73 @@ def simulate_interference(
         err = torch.where(x[:, 0] != 0, err, torch.zeros_like(err))
     sq = err.square()
     return float(sq.mean()), float(sq.std() / math.sqrt(batch_size))
+
+
+def adversarial_gain(W, b, x, *, epsilon: float = 0.1, steps: int = 100, seed: int = 0) -> np.ndarray:
+    """How much a small, well-chosen change of the input moves a toy model's output.
+
+    For each input ``x`` of each model ``x' = ReLU(Wᵀ W x + b)``, search the perturbation ``δ``
+    with ``||δ|| <= epsilon`` that moves the output the most, and report the output's move per
+    unit of input move, ``||x'(x + δ) - x'(x)|| / epsilon``, averaged over the inputs. A model
+    without superposition (orthonormal feature directions) has a gain of at most 1; in
+    superposition, a push along one feature's direction leaks into every feature that shares it,
+    and the gain grows. The search is projected gradient ascent: start from a random direction
+    on the sphere of radius ``epsilon``, take ``steps`` steps of length ``epsilon / 4`` along the
+    normalised gradient of the squared output change, each followed by a projection back into
+    the ball. It finds a strong attack, not provably the strongest, so the gain is a lower bound
+    on the worst case. Computed in float64 on one CPU thread: the same arguments give bitwise
+    the same result.
+
+    Args:
+        W: ``(instance, hidden, feature)`` weights (a `TrainResult`'s ``W``).
+        b: ``(instance, feature)`` biases.
+        x: ``(instance, batch, feature)`` inputs to attack (a batch of the model's own data, say).
+        epsilon: the size (L2 norm) of the perturbation, > 0.
+        steps: steps of the search, >= 1.
+        seed: seeds the random starting directions: model ``i`` starts from directions drawn
+            with seed ``seed + i``, so attacking it alone with that seed gives the same gain.
+
+    Returns:
+        ``(instance,)`` float64: each model's mean gain over its inputs.
+    """
+    t = _model_tensors(W=(W, W_AXES), b=(b, B_AXES), x=(x, X_AXES))
+    epsilon = v.positive(epsilon, "epsilon")
+    steps = v.integer(steps, "steps", minimum=1)
+    seed = v.seed(seed)
+    Wt, bt, xt = (t[k].detach().cpu().to(torch.float64) for k in ("W", "b", "x"))
+    n_inst, n_hidden, n_feat = Wt.shape
+    v.check_work(
+        4.0 * steps * n_inst * xt.shape[1] * n_feat * n_hidden,
+        {"steps": steps, "x": x, "W": W},
+    )
+
+    def output(inputs: torch.Tensor) -> torch.Tensor:
+        return torch.relu(torch.bmm(torch.bmm(inputs, Wt.transpose(1, 2)), Wt) + bt[:, None, :])
+
+    def onto_ball(delta: torch.Tensor) -> torch.Tensor:
+        return delta * (epsilon / delta.norm(dim=-1, keepdim=True).clamp_min(epsilon))
+
+    with _cpu_threads(1):
+        clean = output(xt)
+        # instance i starts from directions drawn with seed + i, as if attacked alone
+        delta = torch.stack(
+            [
+                torch.randn(
+                    xt.shape[1:], generator=torch.Generator().manual_seed(seed + i), dtype=torch.float64
+                )
+                for i in range(n_inst)
+            ]
+        )
+        delta = epsilon * delta / delta.norm(dim=-1, keepdim=True)
+        for _ in range(steps):
+            delta.requires_grad_(True)
+            (grad,) = torch.autograd.grad((output(xt + delta) - clean).square().sum(), delta)
+            with torch.no_grad():
+                unit = grad / grad.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(torch.float64).tiny)
+                delta = onto_ball(delta + (epsilon / 4) * unit)
+        with torch.no_grad():
+            gain = (output(xt + delta) - clean).norm(dim=-1) / epsilon
+    return v.finite_result(gain.mean(dim=-1).numpy(), "adversarial_gain", {"W": W, "b": b, "x": x})
 
 
 def hand_built_polygon(n_features: int = 5) -> tuple[torch.Tensor, torch.Tensor]:

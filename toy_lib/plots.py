@@ -1442,6 +1442,74 @@ def dimensionality_scatter(density, W, *, min_norm: float = metrics.REPRESENTED_
 
 
 @_in_style
+def adversarial_gain_curve(density, gain, W) -> Figure:
+    """Two panels over one sparsity axis (``1 / (1 - S)``, log scale): on top, each model's
+    adversarial gain (`toy_lib.geometry.adversarial_gain`) with a dotted line at 1, the most a
+    model without superposition allows; below, its features per dimension ``||W||_F² / m``
+    (one over `toy_lib.metrics.dimensions_per_feature`), with a dotted line at 1.
+
+    Args:
+        density: ``(k,)`` the feature density ``1 - S`` of each model, in (0, 1].
+        gain: ``(k,)`` each model's adversarial gain, in the order of ``density``.
+        W: ``(k, hidden, feature)`` the trained weights, in the order of ``density``.
+    """
+    p, arr = _sweep(density, W, "density", "densities")
+    if p.max() > 1:
+        raise _validate.fail("density", density, "densities 1 - S in (0, 1]")
+    g = _array(gain, "gain", 1, "(k,) gains, one per model")
+    if g.shape != p.shape or g.min() < 0:
+        raise _validate.fail("gain", gain, f"{p.size} non-negative gains, one per entry of density")
+    dpf = metrics.dimensions_per_feature(arr)
+    fpd = np.where(dpf > 0, 1.0 / np.where(dpf > 0, dpf, 1.0), 0.0)
+    fig, axes = figure(2, 1, height=5.6, sharex=True)
+    for ax, values, label in (
+        (axes[0, 0], g, "adversarial gain"),
+        (axes[1, 0], fpd, r"features per dimension $\|W\|_F^2 / m$"),
+    ):
+        x = _density_axis(ax, p)
+        ax.axhline(1.0, color="0.45", ls=":", lw=1.2)
+        ax.plot(x, values, color="black", marker="o", ms=5, lw=1.6)
+        ax.set_ylim(0, float(values.max()) * 1.1)
+        ax.set_ylabel(label)
+    axes[0, 0].set_xlabel("")
+    return fig
+
+
+@_in_style
+def firing_rate_histogram(rates, *, reference: float | None = None, bins: int = 40) -> Figure:
+    """How often each latent of an SAE fires: a histogram of the live latents' firing rates on a
+    log axis (a dead latent, rate 0, has no place on it: the title counts them).
+
+    Args:
+        rates: ``(latent,)`` firing rates in [0, 1] (`toy_lib.metrics.firing_rates`, or counts
+            divided by the number of inputs).
+        reference: optional rate in (0, 1] marked by a dashed line (``k / d_sae`` for a TopK
+            SAE, the average rate it imposes).
+        bins: the number of bars.
+    """
+    r = _array(rates, "rates", 1, "(latent,) firing rates in [0, 1]")
+    if r.size == 0 or r.min() < 0 or r.max() > 1:
+        raise _validate.fail("rates", rates, "a non-empty (latent,) array of firing rates in [0, 1]")
+    live = r[r > 0]
+    if live.size == 0:
+        raise _validate.fail("rates", rates, "at least one live latent (a rate above 0)", "every latent dead")
+    bins = _validate.integer(bins, "bins", minimum=1)
+    fig, axes = figure(height=3.3)
+    ax = axes[0, 0]
+    ax.hist(np.log10(live), bins=bins, color="0.35")
+    if reference is not None:
+        ref = _validate.real(
+            reference, "reference", low=0.0, high=1.0, low_open=True, expected="a rate in (0, 1]"
+        )
+        ax.axvline(np.log10(ref), color="0.1", ls="--", lw=1.5)
+    ax.set_xlabel("firing rate (log$_{10}$ of the fraction of inputs)")
+    ax.set_ylabel("latents")
+    dead = r.size - live.size
+    ax.set_title(f"{live.size:,} live latents, {dead:,} dead")
+    return fig
+
+
+@_in_style
 def sparser_feature_collapse(
     ratio, W, *, feature: int = -1, collapse: tuple[float, float] | None = None
 ) -> Figure:

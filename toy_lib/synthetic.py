@@ -127,7 +127,11 @@ def _directions(value, n: int, d_in: int, seed: int) -> np.ndarray:
 def _magnitude(value) -> tuple[float, float]:
     name = "magnitude"
     expected = "a positive number, or a pair (low, high) with 0 <= low < high"
-    if isinstance(value, (Sequence, np.ndarray, torch.Tensor)) and not isinstance(value, (str, bytes)):
+    if (
+        isinstance(value, (Sequence, np.ndarray, torch.Tensor))
+        and not isinstance(value, (str, bytes))
+        and np.ndim(value) > 0
+    ):
         if len(value) != 2:
             raise _validate.fail(name, value, expected, f"{len(value)} numbers")
         low, high = (_validate.real(v, name, expected=expected) for v in value)

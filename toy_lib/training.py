@@ -66,6 +66,12 @@ WARMUP_FRACTION = 0.05
 # splitting a pass over ~10^5 numbers between threads saves microseconds, and costs a
 # synchronisation per operation that a busy machine stretches to milliseconds.
 SINGLE_THREAD_BELOW = 2**20
+# The autograd path (finite data sets, the neuron and absolute-value models) runs a dozen torch
+# operations a step, each its own parallel region; on a machine whose cores are busy, every
+# region waits for a descheduled thread. Measured on the double-descent run with T = 1,000
+# (2 instances x 1,000 features x 1,000 samples, 2 cores, load 5): 48 s for 1,000 steps on two
+# threads against 6 s on one. Below this size it runs on one thread.
+AUTOGRAD_SINGLE_THREAD_BELOW = 2**23
 #: Samples per step when `train`'s ``batch_size`` is None and the data are fresh at every step.
 DEFAULT_BATCH = 1024
 #: The largest learning rate accepted: AdamW's first step moves a weight by up to ``lr / (1 - 0.9)``,
@@ -1011,6 +1017,7 @@ def train(
                 return x, _target(full.model, x)
 
         init = {name: t.to(dev) for name, t in init.items()}
+        small = n_inst * n_feat * batch_size < AUTOGRAD_SINGLE_THREAD_BELOW
         step_fn = _GenericStep(full, init, importance, batch_size, draw)
         params = [step_fn.flat]
         trained = step_fn.params
