@@ -151,3 +151,22 @@ def test_the_first_prefix_alone_reconstructs_worse(beyond):
 @claims("ex-beyond-matryoshka-loss")
 def test_the_matryoshka_loss_solution_passes_its_checker(beyond):
     exercises.check_matryoshka_loss(beyond["matryoshka_loss"])
+
+
+def test_the_fix_costs_the_children(beyond):
+    """The prose under the heatmap: each Matryoshka parent latent leans a little towards its
+    children (cosine near 0.2 with each), and the worst-matched child is matched worse than by
+    the plain SAE."""
+    glued, hier, children = beyond["glued"], beyond["hierarchy"], beyond["children"]
+    nested, plain = beyond["nested"], beyond["plain"]
+    b = beyond["best"]["Matryoshka"]
+    cos = metrics.cosine_matrix(hier.directions, nested.W_dec[b])
+    lean = np.array([cos[children[p], int(cos[p].argmax())] for p in range(3)])
+    assert ((lean > 0.1) & (lean < 0.3)).all(), lean  # "a little", "about 0.2"
+    assert glued["by_parent_lean"] == pytest.approx(lean.mean(), abs=1e-6)
+    kids = [c for p in range(3) for c in children[p]]
+    worst_nested = metrics.max_cosines(hier.directions[kids], nested.W_dec[b]).min()
+    worst_plain = metrics.max_cosines(hier.directions[kids], plain.W_dec[beyond["best"]["BatchTopK"]]).min()
+    assert glued["by_nested_worst_child"] == pytest.approx(worst_nested, abs=1e-6)
+    assert glued["by_plain_worst_child_match"] == pytest.approx(worst_plain, abs=1e-6)
+    assert worst_nested < worst_plain - 0.1 and worst_nested < 0.7  # "only", clearly worse
