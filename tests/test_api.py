@@ -182,6 +182,7 @@ TENSOR_ENTRIES = [
     "toy_lib.sae.training.train_sae",
     "toy_lib.sae.result.SAEResult",
     "toy_lib.cache.cached_train_sae",
+    "toy_lib.exercises.check_matryoshka_loss",  # beyond SAEs
 ] + [
     f"toy_lib.metrics.{n}"
     for n in _pointers().public_names(toy_lib.metrics)

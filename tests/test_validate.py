@@ -780,6 +780,7 @@ _F = torch.relu(torch.randn(2, 8, 5, generator=_G))
 _DIRS = torch.randn(5, 2, generator=_G)
 SAE_FAST = dict(steps=5, batch_size=16, eval_batch_size=16, device="cpu", progress=False)
 SAE_SETTINGS = {"relu": {}, "topk": dict(k=2, aux_k=2), "batchtopk": dict(k=2), "gated": {}, "jumprelu": {}}
+SAE_SETTINGS["matryoshka"] = dict(k=2, prefix_widths=(2, 5))  # beyond SAEs
 #: metrics of SAEs (they take activations or directions, not a toy model's W)
 SAE_METRICS = {
     "l0": lambda s: metrics.l0(s * _F),

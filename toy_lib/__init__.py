@@ -27,6 +27,9 @@ The public API the book introduces, chapter by chapter:
   correlated, parent/child and mutually exclusive features): the ground truth the SAE
   evaluation chapters grade SAEs against.
 
+- ``SAEConfig(architecture="matryoshka", prefix_widths=...)``: the Matryoshka SAE of the chapter
+  "Beyond SAEs" (nested prefixes of the dictionary, each reconstructing on its own).
+
 Every public function checks its arguments and answers a mistake with a ``ValueError`` that
 names the argument, the value and what was expected (see ``toy_lib/_validate.py``).
 """

@@ -1713,3 +1713,95 @@ def check_absorption_fraction(fn: Callable, *, seed: int = 0) -> None:
             hint,
         )
     print(f"{name}: your function passed (3 cases)")
+# ---- beyond SAEs
+
+
+def _matryoshka_reference(x, f, W_dec, b_dec, widths, *, groups_alone=False, with_bias=True):
+    """``Σ_m mean_batch ||x - x̂_m||²`` with ``x̂_m`` the reconstruction from latents ``0 … w_m - 1``
+    (or, ``groups_alone``, from latents ``w_{m-1} … w_m - 1`` only: a planted mistake)."""
+    out, start = [], 0
+    for width in widths:
+        lo = start if groups_alone else 0
+        x_hat = torch.einsum("ibs,isd->ibd", f[..., lo:width], W_dec[:, lo:width])
+        if with_bias:
+            x_hat = x_hat + b_dec[:, None]
+        out.append((x - x_hat).square().sum(-1).mean(-1))
+        start = width
+    return torch.stack(out)  # (prefix, instance)
+
+
+@_checker
+def check_matryoshka_loss(fn: Callable, *, seed: int = 0) -> None:
+    """Check a learner's ``fn(x, f, W_dec, b_dec, prefix_widths) -> loss``, one loss per instance:
+    ``Σ_m mean_batch ||x - x̂_m||²`` where prefix ``m`` reconstructs from the latents
+    ``0 … w_m - 1`` only, ``x̂_m = f[..., :w_m] W_dec[:, :w_m] + b_dec`` (the Matryoshka SAE's loss
+    with equal weights; `toy_lib.SAEConfig` ``architecture="matryoshka"``). ``x``: ``(instance,
+    batch, d_in)``; ``f``: ``(instance, batch, d_sae)``; ``W_dec``: ``(instance, d_sae, d_in)``;
+    ``b_dec``: ``(instance, d_in)``; ``prefix_widths``: a tuple of increasing integers ending at
+    ``d_sae``; the result ``(instance,)``.
+
+    Args:
+        fn: your function.
+        seed: seeds the random cases, an integer from 0 to 2**63 - 1.
+
+    Raises:
+        AssertionError: naming what differs and a likely cause.
+        ValueError: for a ``fn`` that is not a function, or a bad ``seed``.
+    """
+    name = "check_matryoshka_loss"
+    gen = torch.Generator().manual_seed(_validate.seed(seed))
+    n_inst, batch, d_in, d_sae = 3, 16, 4, 7
+    x = torch.randn(n_inst, batch, d_in, generator=gen, dtype=torch.float64)
+    f = torch.relu(torch.randn(n_inst, batch, d_sae, generator=gen, dtype=torch.float64))
+    W_dec = torch.randn(n_inst, d_sae, d_in, generator=gen, dtype=torch.float64)
+    b_dec = torch.randn(n_inst, d_in, generator=gen, dtype=torch.float64)
+    for widths in ((2, 4, 7), (7,), (1, 3, 6, 7)):
+        case = f"x (3, 16, 4), f (3, 16, 7), prefix_widths {widths}"
+        what = "an (instance,) tensor"
+        args = (x.clone(), f.clone(), W_dec.clone(), b_dec.clone(), widths)
+        got = _as_numpy(_call(name, case, what, fn, *args), name, what, case)
+        per_prefix = _matryoshka_reference(x, f, W_dec, b_dec, widths)
+        want = per_prefix.sum(0).numpy()
+        if got.shape != want.shape:
+            hint = "average over the batch only: each instance is its own SAE." if got.size == 1 else None
+            raise _fail(
+                name,
+                f"for {case} your function returned shape {got.shape}: expected {want.shape}, one loss "
+                "per instance.",
+                hint,
+            )
+        _check_finite(name, got, case)
+        if _close(got, want, 1e-6):
+            continue
+        hint = None
+        if _close(got, per_prefix[-1].numpy(), 1e-6):
+            hint = "that is the whole dictionary's error alone: add the error of every prefix."
+        elif _close(got, per_prefix.mean(0).numpy(), 1e-6):
+            hint = "sum the prefixes' errors, do not average them."
+        elif _close(
+            got, _matryoshka_reference(x, f, W_dec, b_dec, widths, groups_alone=True).sum(0).numpy(), 1e-6
+        ):
+            hint = "prefix m uses every latent before w_m (0 … w_m - 1), not only its own group."
+        elif _close(
+            got, _matryoshka_reference(x, f, W_dec, b_dec, widths, with_bias=False).sum(0).numpy(), 1e-6
+        ):
+            hint = "add b_dec to each prefix's reconstruction."
+        elif _close(
+            got,
+            _matryoshka_reference(x, f, W_dec, b_dec, tuple(w + 1 for w in widths[:-1]) + widths[-1:])
+            .sum(0)
+            .numpy(),
+            1e-6,
+        ):
+            hint = "prefix m is f[..., :w_m]: w_m latents, indices 0 to w_m - 1."
+        elif _close(got, (per_prefix / d_in).sum(0).numpy(), 1e-6):
+            hint = "sum the squared error over d_in (||x - x̂||²), do not average it."
+        raise _fail(
+            name,
+            f"for {case} your losses {np.round(got, 5)} differ from the expected {np.round(want, 5)}.",
+            hint,
+        )
+    print(f"{name}: your function passed (3 cases)")
+
+
+__all__ += ["check_matryoshka_loss"]

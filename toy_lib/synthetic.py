@@ -188,9 +188,11 @@ class SyntheticFeatures:
         seed: the seed of the random directions (sampling has its own seed, in `sample`).
 
     Attributes:
-        n_features, d_in: the sizes.
+        n_features: the number of features.
+        d_in: the width of an activation vector.
         directions: ``(n_features, d_in)`` float32 array of unit rows: the ground truth.
-        probabilities, parents: as given, in normal form (NumPy arrays; roots have parent -1).
+        probabilities: as given, in normal form (a NumPy array).
+        parents: as given, in normal form (a NumPy array; roots have parent -1).
         marginal_probabilities: ``(n_features,)``: how often each feature fires overall (a
             child's probability times its parent's).
         true_l0: the expected number of active features per sample (the data's true L0).

@@ -20,7 +20,7 @@ from .. import _validate as check
 __all__ = ["SAEConfig"]
 
 #: The architectures `train_sae` knows, by name (``toy_lib.sae._ARCHITECTURES`` has the classes).
-_ARCHITECTURE_NAMES = ("relu", "topk", "batchtopk", "gated", "jumprelu")
+_ARCHITECTURE_NAMES = ("relu", "topk", "batchtopk", "gated", "jumprelu", "matryoshka")
 
 _PerInstance = Union[float, int, Sequence[float], np.ndarray]
 
@@ -33,6 +33,14 @@ _SETTINGS = {
     "jumprelu": {"l0_coefficient": 0.1, "jumprelu_bandwidth": 0.05, "jumprelu_threshold_init": 0.05},
     "topk": {"k": None, "aux_k": None, "aux_coefficient": 1 / 32},
     "batchtopk": {"k": None, "aux_k": None, "aux_coefficient": 1 / 32, "threshold_rate": 0.01},
+    "matryoshka": {
+        "k": None,
+        "aux_k": None,
+        "aux_coefficient": 1 / 32,
+        "threshold_rate": 0.01,
+        "prefix_widths": None,
+        "prefix_weights": None,
+    },
 }
 _ALL_SETTINGS = sorted({name for settings in _SETTINGS.values() for name in settings})
 
@@ -51,17 +59,20 @@ class SAEConfig:
     - ``"batchtopk"``: keep the ``k × batch`` largest activations of the whole batch; at inference
       a threshold estimated during training;
     - ``"gated"``: a gate path decides which latents fire, a magnitude path sets their size;
-    - ``"jumprelu"``: ``f = z · H(z - θ)`` with a learned threshold per latent and an L0 penalty.
+    - ``"jumprelu"``: ``f = z · H(z - θ)`` with a learned threshold per latent and an L0 penalty;
+    - ``"matryoshka"``: BatchTopK whose loss adds up the reconstruction error of nested prefixes
+      of the dictionary (latents ``0 … w_1 - 1``, ``0 … w_2 - 1``, ..., all ``d_sae``).
 
     Args:
         d_in: width of the activations (``x``).
         d_sae: number of latents (the dictionary size).
         n_instances: how many SAEs to train at once (restarts, sweeps).
-        architecture: one of ``"relu"``, ``"topk"``, ``"batchtopk"``, ``"gated"``, ``"jumprelu"``.
+        architecture: one of ``"relu"``, ``"topk"``, ``"batchtopk"``, ``"gated"``, ``"jumprelu"``,
+            ``"matryoshka"``.
         l1_coefficient: ``λ`` of the L1 penalty (``"relu"``, ``"gated"``); one number or one per
             instance; default 0.4.
         l0_coefficient: ``λ`` of the L0 penalty (``"jumprelu"``); default 0.1.
-        k: latents kept per input (``"topk"``; for ``"batchtopk"`` on average per input); one
+        k: latents kept per input (``"topk"``; for ``"batchtopk"`` and ``"matryoshka"`` on average per input); one
             integer from 1 to ``d_sae`` or one per instance; required for these two.
         aux_k: ``"topk"``/``"batchtopk"``: the number of dead latents that the AuxK loss uses to
             reconstruct the residual ``x - x̂`` (None: no AuxK loss).
@@ -69,8 +80,13 @@ class SAEConfig:
         jumprelu_bandwidth: width ``ε`` of the rectangle kernel of JumpReLU's straight-through
             estimator (default 0.05, for activations of order 1).
         jumprelu_threshold_init: initial threshold ``θ`` of every JumpReLU latent.
-        threshold_rate: ``"batchtopk"``: the rate of the running average that estimates the
-            inference threshold from the smallest activation kept in each batch.
+        threshold_rate: ``"batchtopk"``, ``"matryoshka"``: the rate of the running average that
+            estimates the inference threshold from the smallest activation kept in each batch.
+        prefix_widths: ``"matryoshka"`` (required): the widths ``w_1 < w_2 < … < w_m = d_sae`` of
+            the nested prefixes, positive integers increasing to ``d_sae`` (shared by every
+            instance).
+        prefix_weights: ``"matryoshka"``: the weight of each prefix's reconstruction error in the
+            loss, one non-negative number per prefix, not all zero (default: 1 each).
 
     A setting that the chosen architecture does not use must be left as None (a value would be
     silently ignored otherwise, so it is refused).
@@ -91,6 +107,8 @@ class SAEConfig:
     jumprelu_bandwidth: float | None = None
     jumprelu_threshold_init: float | None = None
     threshold_rate: float | None = None
+    prefix_widths: Sequence[int] | None = None
+    prefix_weights: Sequence[float] | None = None
 
     def __post_init__(self) -> None:
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (frozen)
@@ -124,7 +142,7 @@ class SAEConfig:
                 "jumprelu_threshold_init",
                 check.positive(self.jumprelu_threshold_init, "jumprelu_threshold_init"),
             )
-        if arch in ("topk", "batchtopk"):
+        if arch in ("topk", "batchtopk", "matryoshka"):
             if self.k is None:
                 raise check.fail(
                     "k", None, f"an integer from 1 to d_sae = {self.d_sae} for architecture={arch!r}"
@@ -133,11 +151,55 @@ class SAEConfig:
             if self.aux_k is not None:
                 set_("aux_k", check.integer(self.aux_k, "aux_k", minimum=1, maximum=self.d_sae))
             set_("aux_coefficient", check.real(self.aux_coefficient, "aux_coefficient", low=0.0))
-        if arch == "batchtopk":
+        if arch in ("batchtopk", "matryoshka"):
             set_(
                 "threshold_rate",
                 check.real(self.threshold_rate, "threshold_rate", low=0.0, high=1.0, low_open=True),
             )
+        if arch == "matryoshka":
+            set_("prefix_widths", self._prefix_widths())
+            set_("prefix_weights", self._prefix_weights())
+
+    def _prefix_widths(self) -> tuple:
+        """``prefix_widths`` checked: a sequence of integers increasing strictly to ``d_sae``."""
+        value, d_sae = self.prefix_widths, self.d_sae
+        expected = f"a sequence of integers increasing strictly from at least 1 to d_sae = {d_sae}"
+        if value is None:
+            raise check.fail("prefix_widths", None, expected + " for architecture='matryoshka'")
+        if isinstance(value, (str, bytes, dict)) or not hasattr(value, "__iter__"):
+            raise check.fail("prefix_widths", value, expected, type(value).__name__)
+        values = value.tolist() if hasattr(value, "tolist") else list(value)
+        if not isinstance(values, list):
+            raise check.fail("prefix_widths", value, expected, "a single number")
+        if not values:
+            raise check.fail("prefix_widths", value, expected, "an empty sequence")
+        widths = tuple(
+            check.integer(v, "prefix_widths", minimum=1, maximum=d_sae, expected=expected) for v in values
+        )
+        if any(b <= a for a, b in zip(widths, widths[1:])):
+            raise check.fail("prefix_widths", value, expected, "not strictly increasing")
+        if widths[-1] != d_sae:
+            raise check.fail("prefix_widths", value, expected, f"the last width is {widths[-1]}")
+        return widths
+
+    def _prefix_weights(self) -> tuple:
+        """``prefix_weights`` checked: one non-negative finite number per prefix, not all zero."""
+        n = len(self.prefix_widths)
+        value = self.prefix_weights
+        if value is None:
+            return (1.0,) * n
+        expected = f"one non-negative finite number per prefix ({n}), not all zero"
+        if isinstance(value, (str, bytes, dict)) or not hasattr(value, "__iter__"):
+            raise check.fail("prefix_weights", value, expected, type(value).__name__)
+        values = value.tolist() if hasattr(value, "tolist") else list(value)
+        if not isinstance(values, list):
+            raise check.fail("prefix_weights", value, expected, "a single number")
+        if len(values) != n:
+            raise check.fail("prefix_weights", value, expected, f"{len(values)} numbers")
+        weights = tuple(check.real(v, "prefix_weights", low=0.0, expected=expected) for v in values)
+        if not any(weights):
+            raise check.fail("prefix_weights", value, expected, "all zero")
+        return weights
 
     def _per_instance(self, value, name: str, integral: bool = False) -> tuple:
         """``value`` (one number, or one per instance: a list, tuple, NumPy array or tensor) as a
@@ -195,7 +257,7 @@ class SAEConfig:
         return np.array(value, dtype=np.float64)
 
     def _k_vector(self) -> np.ndarray:
-        """``k`` of every instance, ``(instance,)`` int64 (TopK and BatchTopK only)."""
+        """``k`` of every instance, ``(instance,)`` int64 (TopK, BatchTopK and Matryoshka only)."""
         if self.k is None:
             raise ValueError(f"architecture={self.architecture!r} has no k")
         return np.array(self.k, dtype=np.int64)
