@@ -79,3 +79,9 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+# "Evaluating SAEs" (part A): the Pareto mask, loss recovered and the latent intervention,
+# imported as a module (``from toy_lib import evaluation``).
+from . import evaluation  # noqa: E402
+
+__all__ += ["evaluation"]
