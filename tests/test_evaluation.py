@@ -114,7 +114,9 @@ def test_loss_recovered_by_hand_with_both_ablations():
 
 def test_loss_recovered_weights_by_importance():
     model = toy_model(EYE, [0.0, 0.0])
-    object.__setattr__(model, "config", toy_lib.ToyModelConfig(n_features=2, n_hidden=2, importance=[1.0, 0.0]))
+    object.__setattr__(
+        model, "config", toy_lib.ToyModelConfig(n_features=2, n_hidden=2, importance=[1.0, 0.0])
+    )
     half_first = relu_saes(torch.stack([EYE]), torch.tensor([[[0.5, 0.0], [0.0, 0.0]]]))
     # feature 1 carries no weight: only feature 0's half is lost, 0.25 of its zero-ablation loss
     lr = evaluation.loss_recovered(model, half_first, X, ablation="zero")
@@ -201,7 +203,7 @@ def test_train_sae_records_dead_latents_at_the_snapshot_steps():
     toy = toy_lib.train(toy_lib.ToyModelConfig(5, 2, feature_probability=0.1), steps=50, device="cpu")
     cfg = SAEConfig(2, 4, n_instances=2, l1_coefficient=[0.0, 50.0])
     r = toy_lib.train_sae(
-        cfg, toy, steps=300, batch_size=64, dead_window=100, snapshot_steps=[0, 50, 300], device="cpu",
+        cfg, toy, steps=300, batch_size=64, lr=0.05, dead_window=100, snapshot_steps=[0, 50, 300], device="cpu",
         eval_batch_size=256,
     )  # fmt: skip
     assert r.dead_snapshots.shape == (3, 2, 4) and r.dead_snapshots.dtype == torch.bool
@@ -211,3 +213,72 @@ def test_train_sae_records_dead_latents_at_the_snapshot_steps():
     torch.testing.assert_close(r.select([1]).dead_snapshots, r.dead_snapshots[:, [1]])
     without = toy_lib.train_sae(cfg, toy, steps=5, batch_size=16, device="cpu", eval_batch_size=64)
     assert without.dead_snapshots is None
+
+
+# --------------------------------------------------------------------------- the plots of the chapter
+
+
+@pytest.mark.parametrize(
+    "fn, kwargs, name, fragment",
+    [
+        ("pareto_frontier", dict(l0=[[1.0]], error=[[0.1]], labels="L1"), "labels=", "list of strings"),
+        (
+            "pareto_frontier",
+            dict(l0=[[1.0]], error=[[0.1], [0.2]], labels=["L1"]),
+            "error=",
+            "one 1-D array per label",
+        ),
+        (
+            "pareto_frontier",
+            dict(l0=[[1.0, 2.0]], error=[[0.1]], labels=["L1"]),
+            "error[0]=",
+            "the shape of l0[0]",
+        ),
+        ("pareto_frontier", dict(l0=[[1.0]], error=[[0.0]], labels=["L1"]), "error[0]=", "positive"),
+        ("pareto_frontier", dict(l0=[[np.nan]], error=[[0.1]], labels=["L1"]), "l0[0]=", "finite"),
+        (
+            "pareto_frontier",
+            dict(l0=[[1.0]] * 8, error=[[0.1]] * 8, labels=list("abcdefgh")),
+            "labels=",
+            "at most 7",
+        ),
+        ("pareto_frontier", dict(l0=[[1.0]], error=[[0.1]], labels=["L1"], ylabel=3), "ylabel=", "a string"),
+        (
+            "dead_latent_curves",
+            dict(steps=[0, 1], dead_fraction=[[0.0, 1.5]], labels=["a"]),
+            "dead_fraction=",
+            "0 to 1",
+        ),
+        (
+            "dead_latent_curves",
+            dict(steps=[0, 1], dead_fraction=[[0.0]], labels=["a"]),
+            "dead_fraction=",
+            "snapshot = 2",
+        ),
+        (
+            "dead_latent_curves",
+            dict(steps=[0, 1], dead_fraction=[[0.0, 0.1]], labels=["a", "b"]),
+            "labels=",
+            "1 strings",
+        ),
+        (
+            "dead_latent_curves",
+            dict(steps=[[0, 1]], dead_fraction=[[0.0, 0.1]], labels=["a"]),
+            "steps=",
+            "(snapshot,)",
+        ),
+        ("intervention_effects", dict(effect=np.ones(3)), "effect=", "(edit, output)"),
+        ("intervention_effects", dict(effect=np.full((2, 2), np.inf)), "effect=", "finite"),
+        ("intervention_effects", dict(effect=np.ones((2, 2)), xlabel=1), "xlabel=", "a string"),
+    ],
+)
+def test_the_chapters_plots_refuse_bad_input(fn, kwargs, name, fragment):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from toy_lib import plots
+
+    with pytest.raises(ValueError) as err:
+        getattr(plots, fn)(**kwargs)
+    message = str(err.value)
+    assert message.startswith(name) and fragment in message and "expected" in message, message

@@ -24,7 +24,10 @@ def loop_version(l0, error):
     return out.reshape(l0.shape)
 
 
-@pytest.mark.parametrize("fn", [evaluation.pareto_front, loop_version, lambda a, b: torch.from_numpy(evaluation.pareto_front(a, b))])
+@pytest.mark.parametrize(
+    "fn",
+    [evaluation.pareto_front, loop_version, lambda a, b: torch.from_numpy(evaluation.pareto_front(a, b))],
+)
 def test_correct_solutions_pass(fn, capsys):
     exercises.check_pareto_mask(fn)
     assert "passed" in capsys.readouterr().out

@@ -502,3 +502,19 @@ def test_jupyter_shows_every_figure_at_the_books_size():
         width, height = Image.open(io.BytesIO(base64.b64decode(images[0]))).size
         assert width <= math.ceil(plots.COLUMN_WIDTH * plots.DPI), f"{cell.source!r}: {width} px wide"
         assert width >= 0.9 * plots.MAX_WIDTH * plots.DPI, f"{cell.source!r}: {width} px, not at DPI"
+
+
+# The figures of "Evaluating SAEs", part A (book/evaluating.md).
+CASES += [
+    (
+        "pareto",
+        plots.pareto_frontier,
+        dict(l0=[[1.0, 2.0, 3.0], [1.5, 2.5]], error=[[0.3, 0.1, 0.05], [0.2, 0.2]], labels=["L1", "TopK"]),
+    ),
+    (
+        "dead-curves",
+        plots.dead_latent_curves,
+        dict(steps=[0, 500, 1000], dead_fraction=[[0.0, 0.1, 0.2], [0.0, 0.0, 0.05]], labels=["a", "b"]),
+    ),
+    ("effects", plots.intervention_effects, dict(effect=np.eye(4) - 0.1)),
+]

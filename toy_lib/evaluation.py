@@ -61,7 +61,9 @@ def _model(model) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, str]:
     """``(W (instance, hidden, feature), b (instance, feature), importance, activation)``."""
     check.instance_of(model, "model", TrainResult, "a trained toy model (toy_lib.TrainResult)")
     if model.config.model != "tied":
-        raise check.fail("model", model, "a tied toy model (config.model='tied')", f"model={model.config.model!r}")
+        raise check.fail(
+            "model", model, "a tied toy model (config.model='tied')", f"model={model.config.model!r}"
+        )
     importance = torch.as_tensor(model.config.importance_matrix(), dtype=torch.float32)
     return model.W.float(), model.b.float(), importance, model.config.activation
 
@@ -72,10 +74,14 @@ def _inputs(model, sae, x, instance) -> tuple:
     n_inst, n_hidden, n_feat = W.shape
     i = check.integer(instance, "instance", minimum=0, maximum=n_inst - 1)
     if sae.config.d_in != n_hidden:
-        raise check.fail("sae", sae, f"SAEs with d_in = {n_hidden} (the model's hidden size)", f"d_in = {sae.config.d_in}")
+        raise check.fail(
+            "sae", sae, f"SAEs with d_in = {n_hidden} (the model's hidden size)", f"d_in = {sae.config.d_in}"
+        )
     xs = check.as_tensor(x, "x", ("batch", "feature"), dtype=torch.float32).detach().cpu()
     if xs.shape[1] != n_feat:
-        raise check.fail("x", x, f"a tensor (batch, feature) with feature = {n_feat}", f"shape {tuple(xs.shape)}")
+        raise check.fail(
+            "x", x, f"a tensor (batch, feature) with feature = {n_feat}", f"shape {tuple(xs.shape)}"
+        )
     return W[i], b[i], importance[i], activation, xs
 
 
@@ -121,7 +127,11 @@ def spliced_losses(model, sae, x, *, instance: int = 0) -> dict:
         "zero": float(loss(torch.zeros_like(h))[0]),
         "mean": float(loss(h.mean(0, keepdim=True).expand_as(h))[0]),
     }
-    check.finite_result(np.array([result["clean"], result["zero"], result["mean"], *result["sae"]]), "spliced_losses", {"x": x})
+    check.finite_result(
+        np.array([result["clean"], result["zero"], result["mean"], *result["sae"]]),
+        "spliced_losses",
+        {"x": x},
+    )
     return result
 
 
@@ -162,7 +172,15 @@ def loss_recovered(model, sae, x, *, ablation: str = "zero", instance: int = 0) 
 
 @torch.no_grad()
 def intervene(
-    model, sae, x, latent: int, scale: float, *, sae_instance: int = 0, instance: int = 0, keep_error: bool = True
+    model,
+    sae,
+    x,
+    latent: int,
+    scale: float,
+    *,
+    sae_instance: int = 0,
+    instance: int = 0,
+    keep_error: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The toy model's output before and after scaling one latent of an SAE's code.
 

@@ -1691,7 +1691,11 @@ def check_pareto_mask(fn: Callable, *, seed: int = 0) -> None:
                 hint = "keep the leading axes: each row is its own set of points."
             raise _fail(name, f"{case}: your mask has shape {got.shape}, expected {want.shape}.", hint)
         if got.dtype != bool:
-            raise _fail(name, f"{case}: your mask has dtype {got.dtype}, expected bool.", "return a comparison's result.")
+            raise _fail(
+                name,
+                f"{case}: your mask has dtype {got.dtype}, expected bool.",
+                "return a comparison's result.",
+            )
         if np.array_equal(got, want):
             continue
         hint = None
@@ -1706,7 +1710,9 @@ def check_pareto_mask(fn: Callable, *, seed: int = 0) -> None:
             hint = "every point is 'no worse' than itself: require strictly better on at least one axis."
         elif np.array_equal(got, _dominance(-l0, -error)):
             hint = "lower is better on both axes (fewer active latents, less error)."
-        elif l0.ndim > 1 and np.array_equal(got, pareto_front(l0.reshape(-1), error.reshape(-1)).reshape(l0.shape)):
+        elif l0.ndim > 1 and np.array_equal(
+            got, pareto_front(l0.reshape(-1), error.reshape(-1)).reshape(l0.shape)
+        ):
             hint = "compare points only within their own set (the last axis), not across the leading axes."
         raise _fail(name, f"{case}: your mask {got.astype(int).tolist()} differs from the expected "
                     f"{want.astype(int).tolist()}.", hint)  # fmt: skip

@@ -1631,7 +1631,9 @@ def pareto_frontier(l0, error, labels: Sequence[str], *, ylabel: str = "MSE") ->
         start += len(x)
         marker = ARCHITECTURE_MARKERS[k]
         ax.scatter(x[mask], y[mask], marker=marker, s=70, color=grey, edgecolor="0.0", zorder=3)
-        ax.scatter(x[~mask], y[~mask], marker=marker, s=70, facecolor="none", edgecolor=grey, lw=1.6, zorder=2)
+        ax.scatter(
+            x[~mask], y[~mask], marker=marker, s=70, facecolor="none", edgecolor=grey, lw=1.6, zorder=2
+        )
         ax.scatter([], [], marker=marker, s=70, color=grey, edgecolor="0.0", label=label)
     ax.set_yscale("log")
     ax.set_xlabel("L0 (active latents per input)")
@@ -1671,7 +1673,9 @@ def dead_latent_curves(steps, dead_fraction, labels: Sequence[str]) -> Figure:
 
 
 @_in_style
-def intervention_effects(effect, *, xlabel: str = "model output (feature)", ylabel: str = "feature edited") -> Figure:
+def intervention_effects(
+    effect, *, xlabel: str = "model output (feature)", ylabel: str = "feature edited"
+) -> Figure:
     """The change in the toy model's outputs (columns) when the latent of one feature (rows) is
     edited, ``GRAM_CMAP`` centred at 0 with a colour bar; rows and columns numbered.
 
