@@ -92,6 +92,12 @@ def test_pareto_front_bad_inputs(l0, err, match):
         evaluation.pareto_front(l0, err)
 
 
+def test_pareto_front_refuses_a_comparison_too_large_for_memory():
+    big = np.zeros((1, 10**6))  # 10^12 pairs
+    with pytest.raises(ValueError, match="l0=.*fit in memory"):
+        evaluation.pareto_front(big, big)
+
+
 # --------------------------------------------------------------------------- loss recovered
 
 
@@ -186,6 +192,7 @@ def test_intervene_keeps_the_reconstruction_error_unless_asked_not_to():
         (dict(sae_instance=2), "sae_instance=.*from 0 to 1"),
         (dict(keep_error=1), "keep_error=.*True or False"),
         (dict(x=torch.ones(1, 5)), "x="),
+        (dict(scale=1e38, x=torch.tensor([[1e3, 0.0]])), "scale=.*finite"),
     ],
 )
 def test_intervene_bad_inputs(kwargs, match):

@@ -52,6 +52,7 @@ def pareto_front(l0, error) -> np.ndarray:
         raise check.fail("l0", l0, "an array (..., point) with at least one point", f"shape {a.shape}")
     if a.shape != b.shape:
         raise check.fail("error", error, f"an array of the same shape as l0, {a.shape}", f"shape {b.shape}")
+    check.check_memory(4 * a.size * a.shape[-1], torch.device("cpu"), {"l0": l0})  # (..., point, point)
     no_worse = (a[..., None, :] <= a[..., :, None]) & (b[..., None, :] <= b[..., :, None])  # [i, j]: j vs i
     better = (a[..., None, :] < a[..., :, None]) | (b[..., None, :] < b[..., :, None])
     return ~(no_worse & better).any(-1)
@@ -216,6 +217,8 @@ def intervene(
     f = sae.encode(h)[k]  # (batch, d_sae)
     edited = f.clone()
     edited[:, j] *= s
+    if not bool(torch.isfinite(edited).all()):
+        raise check.fail("scale", scale, "a scale that keeps the latent's activations finite in float32")
     rec, rec_edited = sae.decode(f)[k], sae.decode(edited)[k]
     before_h, after_h = (h, h + rec_edited - rec) if keep else (rec, rec_edited)
     before, after = _readout(W, b, activation, before_h), _readout(W, b, activation, after_h)
