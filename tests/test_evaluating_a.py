@@ -142,6 +142,11 @@ def test_latents_die_late_and_only_in_some_architectures(ev):
     assert glued["ea_dead_batchtopk_max"] == float(final["BatchTopK"].max())
     assert glued["ea_dead_gated_max"] == float(final["gated"].max())
     assert ev["curves"].shape == (6, len(steps))
+    # the prose: the architectures with the most dead latents recover the fewest features
+    for name in ("JumpReLU", "BatchTopK"):
+        assert max(r["rec90"] for r in ev["rows"] if r["name"] == name) <= 0.6, name
+    for name in ("L1", "TopK"):
+        assert max(r["rec90"] for r in ev["rows"] if r["name"] == name) == 1.0, name
 
 
 @claims("box-evaluating-loss-recovered")
@@ -160,6 +165,9 @@ def test_loss_recovered_names_its_ablation_and_disagrees_with_mse(ev):
     assert glued["ea_btk1_lr"] == btk["lr_zero"] and glued["ea_tk1_lr"] == tk["lr_zero"]
     assert glued["ea_btk1_mse"] == btk["MSE"] and glued["ea_tk1_mse"] == tk["MSE"]
     assert glued["ea_l1mid_lr"] == mid["lr_zero"]
+    # the closing section: SAEs with wrong dictionaries recover more of the loss than this one
+    assert mid["rec99"] == 1.0
+    assert any(r["rec90"] <= 0.6 and r["lr_zero"] > mid["lr_zero"] + 0.1 for r in rows)
     pairs = sum(a["MSE"] < b["MSE"] and a["lr_zero"] < b["lr_zero"] - 0.05 for a in rows for b in rows)
     assert glued["ea_discordant"] == pairs > 0
 
