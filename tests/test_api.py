@@ -21,7 +21,7 @@ import toy_lib
 
 API_PAGE = BOOK / "api.md"
 #: Modules a reader imports as modules (``from toy_lib import metrics``).
-MODULES = {"metrics", "plots", "exercises", "geometry", "real_model", "theory", "synthetic"}
+MODULES = {"metrics", "plots", "exercises", "geometry", "real_model", "theory", "synthetic", "evaluation"}
 #: The one public name of a documented module that is not exported from ``toy_lib`` itself.
 NOT_AT_TOP = {"toy_lib.training.optimise"}
 

@@ -530,3 +530,19 @@ def test_firing_rate_histogram_counts_dead_latents_and_refuses_bad_rates():
         plots.firing_rate_histogram(np.array([0.1]), reference=0.0)
     with pytest.raises(ValueError, match=r"^bins=0"):
         plots.firing_rate_histogram(np.array([0.1]), bins=0)
+
+
+# The figures of "Evaluating SAEs", part A (book/evaluating.md).
+CASES += [
+    (
+        "pareto",
+        plots.pareto_frontier,
+        dict(l0=[[1.0, 2.0, 3.0], [1.5, 2.5]], error=[[0.3, 0.1, 0.05], [0.2, 0.2]], labels=["L1", "TopK"]),
+    ),
+    (
+        "dead-curves",
+        plots.dead_latent_curves,
+        dict(steps=[0, 500, 1000], dead_fraction=[[0.0, 0.1, 0.2], [0.0, 0.0, 0.05]], labels=["a", "b"]),
+    ),
+    ("effects", plots.intervention_effects, dict(effect=np.eye(4) - 0.1)),
+]

@@ -929,6 +929,26 @@ PUBLIC_CALLS.update(
 )
 
 
+# toy_lib.evaluation ("Evaluating SAEs", part A): a toy model, SAEs on its h, features x.
+@functools.cache
+def _toy_and_saes():
+    toy = toy_lib.train(toy_lib.ToyModelConfig(5, 2, feature_probability=0.3), steps=20, device="cpu")
+    return toy, toy_lib.train_sae(toy_lib.SAEConfig(2, 5, n_instances=2), toy, **SAE_FAST)
+
+
+_XE = torch.rand(16, 5, generator=_G)
+PUBLIC_CALLS.update(
+    {
+        "evaluation.pareto_front": lambda s: toy_lib.evaluation.pareto_front(s * _XE[:, 0], s * _XE[:, 1]),
+        "evaluation.spliced_losses": lambda s: toy_lib.evaluation.spliced_losses(*_toy_and_saes(), s * _XE),
+        "evaluation.loss_recovered": lambda s: toy_lib.evaluation.loss_recovered(
+            *_toy_and_saes(), (1 + s) * _XE
+        ),
+        "evaluation.intervene": lambda s: toy_lib.evaluation.intervene(*_toy_and_saes(), _XE, 0, s),
+    }
+)
+
+
 def test_the_finiteness_test_covers_the_public_api():
     covered = {name.split(" ")[0].removeprefix("metrics.") for name in PUBLIC_CALLS}
     functions = {

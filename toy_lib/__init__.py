@@ -15,8 +15,10 @@ The public API the book introduces, chapter by chapter:
 - `toy_lib.real_model`: a small pretrained transformer (all-MiniLM-L6-v2) run offline over Jane
   Austen's novels, its activations at a layer, and a feature browser (the real-model chapter);
   `cached_activations`: those activations, computed once and reused from disk.
-- `SAEConfig`, `train_sae`, `SAEResult`: sparse autoencoders of five architectures, batched over
-  instances (the chapter "Sparse autoencoders"); `cached_train_sae`: the same, stored on disk.
+- `SAEConfig`, `train_sae`, `SAEResult`: sparse autoencoders of six architectures, batched over
+  instances (five in the chapter "Sparse autoencoders"; the sixth,
+  ``SAEConfig(architecture="matryoshka", prefix_widths=...)``, nested prefixes of the dictionary
+  each reconstructing on its own, in "Beyond SAEs"); `cached_train_sae`: the same, stored on disk.
 - `toy_lib.geometry`: directions in activation space: rotated bases and probes (the features
   chapter); nearly orthogonal directions, packing, interference and a hand-built pentagon (the
   geometry chapter).
@@ -26,15 +28,15 @@ The public API the book introduces, chapter by chapter:
 - `toy_lib.synthetic`: activations built from feature directions we choose (independent,
   correlated, parent/child and mutually exclusive features): the ground truth the SAE
   evaluation chapters grade SAEs against.
-
-- ``SAEConfig(architecture="matryoshka", prefix_widths=...)``: the Matryoshka SAE of the chapter
-  "Beyond SAEs" (nested prefixes of the dictionary, each reconstructing on its own).
+- `toy_lib.evaluation`: the evaluations of the chapter "Evaluating SAEs": the
+  sparsity-reconstruction Pareto mask, the toy model's loss with an SAE spliced in (loss
+  recovered) and the edit of one latent for a causal test.
 
 Every public function checks its arguments and answers a mistake with a ``ValueError`` that
 names the argument, the value and what was expected (see ``toy_lib/_validate.py``).
 """
 
-from . import exercises, geometry, metrics, plots, real_model, synthetic, theory
+from . import evaluation, exercises, geometry, metrics, plots, real_model, synthetic, theory
 from .cache import cache_dir, cached_activations, cached_train, cached_train_sae
 from .config import ToyModelConfig
 from .data import generate_batch
@@ -83,6 +85,7 @@ __all__ = [
     "cached_train_sae",
     "theory",
     "synthetic",
+    "evaluation",
 ]
 
 __version__ = "0.1.0"

@@ -1713,6 +1713,8 @@ def check_absorption_fraction(fn: Callable, *, seed: int = 0) -> None:
             hint,
         )
     print(f"{name}: your function passed (3 cases)")
+
+
 # ---- beyond SAEs
 
 
@@ -1805,3 +1807,84 @@ def check_matryoshka_loss(fn: Callable, *, seed: int = 0) -> None:
 
 
 __all__ += ["check_matryoshka_loss"]
+
+
+# --------------------------------------------------------------------------- "Evaluating SAEs", part A
+
+__all__ += ["check_pareto_mask"]
+
+
+def _dominance(l0: np.ndarray, error: np.ndarray, strict_both: bool = False, reflexive: bool = False):
+    """The Pareto masks of the planted mistakes (and, with the defaults, the right one)."""
+    a, b = l0[..., None, :], l0[..., :, None]
+    c, d = error[..., None, :], error[..., :, None]
+    if strict_both:
+        dominated = (a < b) & (c < d)
+    elif reflexive:
+        dominated = (a <= b) & (c <= d)
+    else:
+        dominated = (a <= b) & (c <= d) & ((a < b) | (c < d))
+    return ~dominated.any(-1)
+
+
+@_checker
+def check_pareto_mask(fn: Callable, *, seed: int = 0) -> None:
+    """Check a learner's ``fn(l0, error) -> mask``: for arrays ``(..., point)`` of the same shape, a
+    bool array of that shape, True where no other point of the same set has no more L0 and no more
+    error, and strictly less of one (`toy_lib.evaluation.pareto_front`).
+
+    Args:
+        fn: your function.
+        seed: seeds the random case, an integer from 0 to 2**63 - 1.
+
+    Raises:
+        AssertionError: naming the case, what was expected and a likely cause.
+        ValueError: for a ``fn`` that is not a function, or a bad ``seed``.
+    """
+    from .evaluation import pareto_front
+
+    name = "check_pareto_mask"
+    rng = np.random.default_rng(_validate.seed(seed))
+    hand = (np.array([1.0, 2.0, 3.0, 2.0, 4.0, 1.0, 0.5]), np.array([3.0, 2.0, 1.0, 3.0, 1.0, 3.0, 5.0]))
+    sets = rng.integers(1, 6, size=(2, 3, 8)).astype(float)  # ties on purpose
+    cases = [
+        ("the hand case l0 = [1, 2, 3, 2, 4, 1, 0.5], error = [3, 2, 1, 3, 1, 3, 5]", *hand),
+        ("three sets of 8 points, batched as (3, 8)", sets[0], sets[1]),
+    ]
+    for case, l0, error in cases:
+        what = f"a bool array of shape {l0.shape}"
+        got = _call(name, case, what, fn, l0.copy(), error.copy())
+        got = np.asarray(got.detach().cpu() if isinstance(got, torch.Tensor) else got)
+        want = pareto_front(l0, error)
+        if got.shape != want.shape:
+            hint = "return one flag per point, of the same shape as l0." if got.size != want.size else None
+            if got.ndim < want.ndim:
+                hint = "keep the leading axes: each row is its own set of points."
+            raise _fail(name, f"{case}: your mask has shape {got.shape}, expected {want.shape}.", hint)
+        if got.dtype != bool:
+            raise _fail(
+                name,
+                f"{case}: your mask has dtype {got.dtype}, expected bool.",
+                "return a comparison's result.",
+            )
+        if np.array_equal(got, want):
+            continue
+        hint = None
+        if np.array_equal(got, ~want):
+            hint = "you returned the dominated points: the frontier is the points nothing dominates."
+        elif np.array_equal(got, _dominance(l0, error, strict_both=True)):
+            hint = (
+                "a point with the same error and more L0 is dominated too: no worse on both axes and "
+                "strictly better on one (not strictly better on both)."
+            )
+        elif np.array_equal(got, _dominance(l0, error, reflexive=True)):
+            hint = "every point is 'no worse' than itself: require strictly better on at least one axis."
+        elif np.array_equal(got, _dominance(-l0, -error)):
+            hint = "lower is better on both axes (fewer active latents, less error)."
+        elif l0.ndim > 1 and np.array_equal(
+            got, pareto_front(l0.reshape(-1), error.reshape(-1)).reshape(l0.shape)
+        ):
+            hint = "compare points only within their own set (the last axis), not across the leading axes."
+        raise _fail(name, f"{case}: your mask {got.astype(int).tolist()} differs from the expected "
+                    f"{want.astype(int).tolist()}.", hint)  # fmt: skip
+    print(f"{name}: your function passed")

@@ -1639,3 +1639,134 @@ def neuron_loadings(
     bar.set_ticks(ticks, labels=[str(t) for t in ticks])
     bar.set_label("feature")
     return finish(fig)
+
+
+# --------------------------------------------------------------------------- evaluating SAEs
+# Figures of "Evaluating SAEs", part A (data from `toy_lib.evaluation` and `toy_lib.metrics`).
+
+#: Markers of the SAE architectures in the sparsity-reconstruction figure (greys, not feature
+#: colours: colour means "feature" everywhere in the book).
+ARCHITECTURE_MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+
+
+def _named_series(values, name: str, labels: Sequence[str]) -> list[np.ndarray]:
+    """One 1-D array of finite numbers per label (a list of arrays, or a dict by label)."""
+    if isinstance(values, dict):
+        values = [values.get(label) for label in labels]
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__len__") or len(values) != len(labels):
+        raise _fail(name, values, f"one 1-D array per label ({len(labels)})")
+    return [_array(v, f"{name}[{k}]", 1, "(point,)") for k, v in enumerate(values)]
+
+
+@_in_style
+def pareto_frontier(l0, error, labels: Sequence[str], *, ylabel: str = "MSE") -> Figure:
+    """The sparsity-reconstruction trade-off: one marker per SAE (a grey shade and a shape per
+    architecture), L0 on x, the reconstruction error on y (log scale), and the Pareto frontier of
+    all the points together as a black step line (`toy_lib.evaluation.pareto_front`); a point on
+    the frontier is drawn filled, a dominated one hollow.
+
+    Args:
+        l0: one ``(point,)`` array per architecture (a list in the order of ``labels``, or a dict
+            by label): each SAE's L0.
+        error: the same shapes: each SAE's reconstruction error (positive).
+        labels: the architectures' names, at most ``len(ARCHITECTURE_MARKERS)``.
+        ylabel: the label of the y axis.
+    """
+    from .evaluation import pareto_front
+
+    labels = _sae_labels(labels, "labels")
+    _sae_count(len(labels), "labels", labels, len(ARCHITECTURE_MARKERS), "architectures")
+    xs = _named_series(l0, "l0", labels)
+    ys = _named_series(error, "error", labels)
+    for k, (x, y) in enumerate(zip(xs, ys)):
+        if x.shape != y.shape:
+            raise _fail(f"error[{k}]", y, f"the shape of l0[{k}], {x.shape}")
+        if (y <= 0).any():
+            raise _validate.fail(f"error[{k}]", y, "positive errors (the y axis is logarithmic)")
+    if not isinstance(ylabel, str):
+        raise _validate.fail("ylabel", ylabel, "a string", type(ylabel).__name__)
+    all_x, all_y = np.concatenate(xs), np.concatenate(ys)
+    on = pareto_front(all_x, all_y)
+    fig, axes = figure(1, 1, height=4.4)
+    ax = axes[0, 0]
+    order = np.argsort(all_x[on])
+    fx, fy = all_x[on][order], all_y[on][order]
+    ax.step(fx, fy, where="post", color="0.0", lw=1.4, label="Pareto frontier", zorder=1)
+    start = 0
+    for k, (label, x, y) in enumerate(zip(labels, xs, ys)):
+        grey = str(round(min(0.15 * k, 0.7), 2))
+        mask = on[start : start + len(x)]
+        start += len(x)
+        marker = ARCHITECTURE_MARKERS[k]
+        ax.scatter(x[mask], y[mask], marker=marker, s=70, color=grey, edgecolor="0.0", zorder=3)
+        ax.scatter(
+            x[~mask], y[~mask], marker=marker, s=70, facecolor="none", edgecolor=grey, lw=1.6, zorder=2
+        )
+        ax.scatter([], [], marker=marker, s=70, color=grey, edgecolor="0.0", label=label)
+    ax.set_yscale("log")
+    ax.set_xlabel("L0 (active latents per input)")
+    ax.set_ylabel(ylabel)
+    ax.legend(loc="upper right", frameon=False, title="filled: on the frontier")
+    return fig
+
+
+@_in_style
+def dead_latent_curves(steps, dead_fraction, labels: Sequence[str]) -> Figure:
+    """The fraction of dead latents over training, one grey line with markers per SAE.
+
+    Args:
+        steps: ``(snapshot,)`` the training steps (`toy_lib.SAEResult.snapshot_steps`).
+        dead_fraction: ``(series, snapshot)`` fractions from 0 to 1 (the mean over latents of
+            `toy_lib.SAEResult.dead_snapshots`).
+        labels: one name per series.
+    """
+    s = _array(steps, "steps", 1, "(snapshot,)")
+    d = _array(dead_fraction, "dead_fraction", 2, "(series, snapshot)")
+    if d.shape[1] != len(s):
+        raise _fail("dead_fraction", d, f"(series, snapshot) with snapshot = {len(s)} (the steps)")
+    if (d < 0).any() or (d > 1).any():
+        raise _validate.fail("dead_fraction", dead_fraction, "fractions from 0 to 1")
+    labels = _sae_labels(labels, "labels", d.shape[0], "series")
+    fig, axes = figure(1, 1, height=4.0)
+    ax = axes[0, 0]
+    for k, (label, row) in enumerate(zip(labels, d)):
+        style = dict(_series_style(k))
+        style["marker"] = ARCHITECTURE_MARKERS[k % len(ARCHITECTURE_MARKERS)]
+        ax.plot(s, row, lw=1.8, ms=7, label=label, **style)
+    ax.set_ylim(-0.03, max(0.1, float(d.max()) * 1.15))
+    ax.set_xlabel("training step")
+    ax.set_ylabel("fraction of latents dead")
+    ax.legend(loc="upper left", frameon=False)
+    return fig
+
+
+@_in_style
+def intervention_effects(
+    effect, *, xlabel: str = "model output (feature)", ylabel: str = "feature edited"
+) -> Figure:
+    """The change in the toy model's outputs (columns) when the latent of one feature (rows) is
+    edited, ``GRAM_CMAP`` centred at 0 with a colour bar; rows and columns numbered.
+
+    Args:
+        effect: ``(edit, output)`` finite changes (`toy_lib.evaluation.intervene`: after - before).
+        xlabel: the label of the columns' axis.
+        ylabel: the label of the rows' axis.
+    """
+    e = _sae_array(effect, "effect", ("edit", "output"))
+    for name, text in (("xlabel", xlabel), ("ylabel", ylabel)):
+        if not isinstance(text, str):
+            raise _validate.fail(name, text, "a string", type(text).__name__)
+    n_rows, n_cols = e.shape
+    _sae_count(n_rows, "effect", effect, SAE_MAX_ITEMS, "rows")
+    _sae_count(n_cols, "effect", effect, SAE_MAX_ITEMS, "columns")
+    lim = max(float(np.abs(e).max()), 1e-9)
+    fig, axes = figure(1, 1, height=min(6.5, 1.5 + 0.27 * n_rows))
+    ax = axes[0, 0]
+    im = ax.imshow(e, cmap=GRAM_CMAP, vmin=-lim, vmax=lim, aspect="auto")
+    step = 1 if max(n_rows, n_cols) <= 12 else max(2, -(-max(n_rows, n_cols) // 24))
+    ax.set_xticks(range(0, n_cols, step))
+    ax.set_yticks(range(0, n_rows, step))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    fig.colorbar(im, ax=ax, label="change in output")
+    return fig

@@ -36,6 +36,8 @@ class SAEResult:
         n_resampled: ``(instance,)`` how many latents resampling re-initialised over training.
         snapshot_steps: the steps at which ``W_dec_snapshots`` were taken (0 = before training).
         W_dec_snapshots: ``(snapshot, instance, d_sae, d_in)`` the decoder at those steps.
+        dead_snapshots: ``(snapshot, instance, d_sae)`` bool: which latents were dead (not fired in
+            the last ``dead_window`` steps) at those steps; None without snapshots.
         recipe: the training arguments, for the record.
     """
 
@@ -55,6 +57,7 @@ class SAEResult:
     snapshot_steps: tuple = ()
     W_dec_snapshots: torch.Tensor | None = None
     recipe: dict = field(default_factory=dict)
+    dead_snapshots: torch.Tensor | None = None
 
     def params(self) -> dict:
         """Every parameter and buffer by name: ``W_enc``, ``W_dec``, ``b_enc``, ``b_dec`` and the
@@ -194,6 +197,7 @@ class SAEResult:
             snapshot_steps=self.snapshot_steps,
             W_dec_snapshots=None if self.W_dec_snapshots is None else self.W_dec_snapshots[:, at],
             recipe=recipe,
+            dead_snapshots=None if self.dead_snapshots is None else self.dead_snapshots[:, at],
         )
 
     # ------------------------------------------------------------------ storage
@@ -216,6 +220,7 @@ class SAEResult:
             snapshot_steps=list(self.snapshot_steps),
             W_dec_snapshots=self.W_dec_snapshots,
             recipe=self.recipe,
+            dead_snapshots=self.dead_snapshots,
         )
 
     @classmethod

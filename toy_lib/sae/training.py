@@ -158,6 +158,8 @@ class _Trainer:
         self.since_fired = torch.zeros(n_inst, cfg.d_sae, device=dev)
         self.n_resampled = torch.zeros(n_inst, dtype=torch.long)
         self.snapshots = {}
+        #: which latents were dead at each snapshot step, {step: (instance, d_sae) bool}
+        self.dead_snapshots = {}
         self.uses_dead = getattr(cfg, "aux_k", None) is not None
         self.resample_gens = sources.generators(seeds, sources.RESAMPLE, dev) if self.resample_dead else None
         self.x = None
@@ -224,6 +226,7 @@ class _Trainer:
             self.resample(optimisers[0])
         if done in self.snapshot_steps:
             self.snapshots[done] = self.W_dec.detach().cpu().clone()
+            self.dead_snapshots[done] = self.dead().cpu().clone()
 
     @torch.no_grad()
     def resample(self, optimiser) -> None:
@@ -453,7 +456,8 @@ def train_sae(
             of the live latents' columns.
         eval_batch_size: inputs per instance for the final loss and firing statistics (for an
             iterable, its last training batch is used instead).
-        snapshot_steps: steps after which to keep a copy of ``W_dec`` (0: before training).
+        snapshot_steps: steps after which to keep a copy of ``W_dec`` and of which latents are
+            dead (0: before training).
         progress: show a progress bar; ``None`` shows one only when stderr is a terminal.
 
     Returns:
@@ -520,6 +524,7 @@ def train_sae(
         )
         if 0 in snaps:
             trainer.snapshots[0] = trainer.W_dec.detach().cpu().clone()
+            trainer.dead_snapshots[0] = trainer.dead().cpu().clone()
         history = optimise(
             [trainer.flat],
             trainer.step_fn,
@@ -553,6 +558,7 @@ def train_sae(
         loss_history=history.cpu(),
         snapshot_steps=snaps,
         W_dec_snapshots=torch.stack([trainer.snapshots[s] for s in snaps]) if snaps else None,
+        dead_snapshots=torch.stack([trainer.dead_snapshots[s] for s in snaps]) if snaps else None,
         dead=trainer.dead().cpu(),
         n_resampled=trainer.n_resampled,
         recipe=recipe,
