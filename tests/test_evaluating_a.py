@@ -135,7 +135,7 @@ def test_latents_die_late_and_only_in_some_architectures(ev):
         torch.testing.assert_close(r.dead_snapshots[-1], r.dead)
         final[name] = r.dead_snapshots[-1].float().mean(-1)  # (instance,)
     assert 0.3 <= float(final["JumpReLU"].max()) <= 0.5, final["JumpReLU"]
-    assert 0.15 <= float(final["BatchTopK"].max()) <= 0.25, final["BatchTopK"]
+    assert 0.15 <= float(final["BatchTopK"].max()) <= 0.35, final["BatchTopK"]
     assert int(runs["gated"].dead.sum(-1).max()) <= 1
     assert int(runs["L1"].dead.sum()) == 0 == glued["ea_dead_l1"]
     assert glued["ea_dead_jumprelu_max"] == float(final["JumpReLU"].max())
