@@ -29,6 +29,8 @@ The public API the book introduces, chapter by chapter:
 
 - ``SAEConfig(architecture="matryoshka", prefix_widths=...)``: the Matryoshka SAE of the chapter
   "Beyond SAEs" (nested prefixes of the dictionary, each reconstructing on its own).
+- `train_transcoder`, `TranscoderResult`: transcoders, sparse latents that read one activation
+  and predict another (the chapter "Beyond SAEs"), trained like `train_sae`.
 
 Every public function checks its arguments and answers a mistake with a ``ValueError`` that
 names the argument, the value and what was expected (see ``toy_lib/_validate.py``).
@@ -50,6 +52,7 @@ from .model import (
     neuron_forward,
 )
 from .sae import SAEConfig, SAEResult, train_sae
+from .sae.transcoder import TranscoderResult, train_transcoder
 from .training import TrainingDiverged, TrainResult, lr_factor, pick_device, train
 
 __all__ = [
@@ -83,6 +86,8 @@ __all__ = [
     "cached_train_sae",
     "theory",
     "synthetic",
+    "train_transcoder",
+    "TranscoderResult",
 ]
 
 __version__ = "0.1.0"
