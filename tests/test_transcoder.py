@@ -47,7 +47,7 @@ def test_forward_and_loss_by_hand():
     top = _result("topk", k=1)
     np.testing.assert_allclose(top.encode(x)[0, 0].numpy(), [2.0, 0.0, 0.0])
     loss, mse = _loss(top.config, params, x[None], y, torch.tensor([0.0]))
-    assert float(loss[0]) == pytest.approx(float(mse[0])) == pytest.approx(((3 - 2.1) ** 2 + 1.1**2))
+    assert float(loss[0]) == pytest.approx(float(mse[0])) == pytest.approx((3 - 2.1) ** 2 + 1.1**2)
     # a negative pre-activation stays off
     np.testing.assert_allclose(r.encode(torch.tensor([[-1.0, 0.0]]))[0, 0].numpy(), [0.0, 0.0, 0.0])
 
