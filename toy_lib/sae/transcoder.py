@@ -65,11 +65,13 @@ class TranscoderResult:
 
     Attributes:
         config: the `SAEConfig` (``d_in`` the input width, ``d_sae`` the number of latents).
-        W_enc: ``(instance, d_in, d_sae)``; b_enc: ``(instance, d_sae)``.
-        W_dec: ``(instance, d_sae, d_out)``, rows of unit norm; b_dec: ``(instance, d_out)``.
+        W_enc: ``(instance, d_in, d_sae)``, column ``j`` what latent ``j`` reads.
+        b_enc: ``(instance, d_sae)``.
+        W_dec: ``(instance, d_sae, d_out)``, row ``j`` (of unit norm) what latent ``j`` writes.
+        b_dec: ``(instance, d_out)``.
         loss_history: ``(steps, instance)`` the training loss of every step.
-        final_loss, final_mse: ``(instance,)`` loss and ``mean ||y - ŷ||²`` on up to 16,384 pairs
-            drawn from the data after training.
+        final_loss: ``(instance,)`` the loss on 16,384 pairs drawn from the data after training.
+        final_mse: ``(instance,)`` ``mean ||y - ŷ||²`` on the same pairs.
         recipe: the training arguments and ``instance_seeds``.
     """
 
