@@ -62,7 +62,6 @@ NO_RESULT_CLAIMS: dict[str, str] = {
     "ex-richer-correlation-reflection": "a reflection on what correlation does to interpretability",
     "ex-richer-two-neurons": "a derivation (why |x| takes two neurons per feature), no claim about results",
     "ex-real-model-index": "a question about naming latents across seeds; its solution reasons, it quotes no result",
-    "ex-beyond-transcoder": "a prediction reasoned from the toy model's equations; the chapter trains no transcoder",
 }
 
 _CELL_RE = re.compile(r"^```\{code-cell\}[^\n]*\n(?P<body>.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)

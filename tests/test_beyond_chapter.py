@@ -170,3 +170,56 @@ def test_the_fix_costs_the_children(beyond):
     assert glued["by_nested_worst_child"] == pytest.approx(worst_nested, abs=1e-6)
     assert glued["by_plain_worst_child_match"] == pytest.approx(worst_plain, abs=1e-6)
     assert worst_nested < worst_plain - 0.1 and worst_nested < 0.7  # "only", clearly worse
+
+
+def _transcoder_alignment(ns, instance):
+    """Recomputed from the chapter's transcoder: for each toy feature, the best cosine of its
+    direction W_i with an encoder column and of its output unit e_i with a decoder row, and which
+    latents those are."""
+    r, W = ns["transcoder"], ns["W_toy"][0]  # W: (hidden, feature)
+    enc = metrics.cosine_matrix(W.T, r.W_enc[instance].T)  # (feature, latent)
+    dec = metrics.cosine_matrix(np.eye(5, dtype=np.float32), r.W_dec[instance].numpy())
+    return enc.max(-1), dec.max(-1), enc.argmax(-1), dec.argmax(-1)
+
+
+def test_the_transcoder_replaces_the_toy_models_read_out(beyond):
+    """Its settings: the 5 -> 2 toy model at S = 0.9, h -> x' = ReLU(W^T h + b), five ReLU latents."""
+    r, toy = beyond["transcoder"], beyond["toy"]
+    assert toy.config.n_features == 5 and toy.config.n_hidden == 2
+    assert r.config.architecture == "relu" and r.config.d_in == 2 and r.config.d_sae == 5
+    assert r.config.n_instances == beyond["glued"]["by_tc_restarts"] == 4
+    assert r.W_dec.shape == (4, 5, 5)
+    h, out, W, b = beyond["h_test"], beyond["out_test"], beyond["W_toy"], beyond["b_toy"]
+    np.testing.assert_allclose(out.numpy(), np.maximum(h.numpy() @ W[0].numpy() + b[0].numpy(), 0), atol=1e-5)
+    assert beyond["tc"] == int(r.final_loss.argmin())
+
+
+@claims("box-beyond-transcoder")
+def test_the_transcoders_latents_are_the_features(beyond):
+    """The box: one latent per feature, the same latent reading along W_i and writing e_i, both
+    with cosine near 1 (glued as printed)."""
+    glued, tc = beyond["glued"], beyond["tc"]
+    enc, dec, enc_latent, dec_latent = _transcoder_alignment(beyond, tc)
+    assert sorted(enc_latent.tolist()) == list(range(5))  # a latent per feature
+    assert (enc_latent == dec_latent).all()  # the same one reads and writes it
+    assert enc.min() > 0.99 and dec.min() > 0.99, (enc, dec)
+    assert glued["by_tc_min_enc_cos"] == pytest.approx(enc.min(), abs=1e-6)
+    assert glued["by_tc_min_dec_cos"] == pytest.approx(dec.min(), abs=1e-6)
+
+
+@claims("box-beyond-transcoder", "ex-beyond-transcoder")
+def test_the_transcoder_predicts_far_better_than_a_linear_read_out(beyond):
+    """The box and the solution: the transcoder's held-out error is a tiny fraction of E||x'||²,
+    the best linear read-out of h (least squares with a bias, refitted here) a large one."""
+    import torch
+
+    glued, r, tc = beyond["glued"], beyond["transcoder"], beyond["tc"]
+    h, out = beyond["h_test"], beyond["out_test"]
+    norm2 = float(out.square().sum(-1).mean())
+    tc_err = float((r.predict(h)[tc] - out).square().sum(-1).mean()) / norm2
+    A = torch.cat([beyond["h_train"], torch.ones(len(beyond["h_train"]), 1)], 1)
+    coef = torch.linalg.lstsq(A, beyond["out_train"]).solution
+    lin_err = float((torch.cat([h, torch.ones(len(h), 1)], 1) @ coef - out).square().sum(-1).mean()) / norm2
+    assert glued["by_tc_error"] == pytest.approx(tc_err, rel=1e-4)
+    assert glued["by_linear_error"] == pytest.approx(lin_err, rel=1e-4)
+    assert tc_err < 1e-3 and lin_err > 0.2 and tc_err < lin_err / 100, (tc_err, lin_err)

@@ -949,6 +949,21 @@ PUBLIC_CALLS.update(
 )
 
 
+# beyond SAEs: the transcoder (reads _H, predicts a ReLU of it), trained and applied
+def _transcoder(s):
+    cfg = toy_lib.SAEConfig(2, 5, n_instances=2, l1_coefficient=0.1)
+    r = toy_lib.train_transcoder(
+        cfg,
+        s * _H,
+        torch.relu(s * _H @ _H[:2].T),
+        **{k: v for k, v in SAE_FAST.items() if k != "eval_batch_size"},
+    )
+    return [r.final_loss, r.final_mse, r.predict(s * _H)]
+
+
+PUBLIC_CALLS["train_transcoder"] = _transcoder
+
+
 def test_the_finiteness_test_covers_the_public_api():
     covered = {name.split(" ")[0].removeprefix("metrics.") for name in PUBLIC_CALLS}
     functions = {

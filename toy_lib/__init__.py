@@ -31,6 +31,8 @@ The public API the book introduces, chapter by chapter:
 - `toy_lib.evaluation`: the evaluations of the chapter "Evaluating SAEs": the
   sparsity-reconstruction Pareto mask, the toy model's loss with an SAE spliced in (loss
   recovered) and the edit of one latent for a causal test.
+- `train_transcoder`, `TranscoderResult`: transcoders, sparse latents that read one activation
+  and predict another (the chapter "Beyond SAEs"), trained like `train_sae`.
 
 Every public function checks its arguments and answers a mistake with a ``ValueError`` that
 names the argument, the value and what was expected (see ``toy_lib/_validate.py``).
@@ -52,6 +54,7 @@ from .model import (
     neuron_forward,
 )
 from .sae import SAEConfig, SAEResult, train_sae
+from .sae.transcoder import TranscoderResult, train_transcoder
 from .training import TrainingDiverged, TrainResult, lr_factor, pick_device, train
 
 __all__ = [
@@ -86,6 +89,8 @@ __all__ = [
     "theory",
     "synthetic",
     "evaluation",
+    "train_transcoder",
+    "TranscoderResult",
 ]
 
 __version__ = "0.1.0"
