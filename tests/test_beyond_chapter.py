@@ -223,3 +223,43 @@ def test_the_transcoder_predicts_far_better_than_a_linear_read_out(beyond):
     assert glued["by_tc_error"] == pytest.approx(tc_err, rel=1e-4)
     assert glued["by_linear_error"] == pytest.approx(lin_err, rel=1e-4)
     assert tc_err < 1e-3 and lin_err > 0.2 and tc_err < lin_err / 100, (tc_err, lin_err)
+
+
+@claims("box-beyond-meta-sae")
+def test_a_meta_sae_finds_the_parents_the_base_sae_absorbed(beyond):
+    """The box: the base L1 SAE writes each child's parent into the child's latent (cosine 0.6-0.8
+    with both); a four-latent meta-SAE on its 36 decoder rows gives each family of child latents
+    its own meta-latent, pointing along the parent. Recomputed here from the two SAEs."""
+    data, base, meta = beyond["meta_data"], beyond["base_sae"], beyond["meta_sae"]
+    assert data.n_features == 36 and data.exclusive and base.config.d_sae == 36 and meta.config.d_sae == 4
+    assert meta.config.architecture == base.config.architecture == "relu"
+    b = int(base.final_loss.argmin())
+    m = int(meta.final_loss.argmin())
+    assert (b, m) == (beyond["base_best"], beyond["meta_best"])
+    rows = base.W_dec[b]
+    cos = metrics.cosine_matrix(data.directions, rows)  # (feature, latent)
+    feature = np.abs(cos).argmax(0)
+    assert sorted(feature.tolist()) == list(range(36))  # one latent per feature
+    family = np.where(feature < 4, feature, data.parents[feature])
+    child = feature >= 4
+    own = cos[feature, np.arange(36)][child]
+    par = cos[family, np.arange(36)][child]
+    assert ((0.6 < own) & (own < 0.8)).all() and ((0.6 < par) & (par < 0.8)).all(), (own, par)
+    fires = (meta.encode(rows)[m] > 0).numpy()  # (latent, meta-latent)
+    parent_cos = metrics.cosine_matrix(data.directions[:4], meta.W_dec[m])  # (parent, meta-latent)
+    owner = parent_cos.argmax(0)
+    assert sorted(owner.tolist()) == [0, 1, 2, 3]  # four different parents
+    on = np.array([fires[child & (family == owner[j]), j].sum() for j in range(4)])
+    off = np.array([fires[family != owner[j], j].sum() for j in range(4)])
+    assert (on >= 7).all() and (off <= 2).all(), (on, off)
+    best = parent_cos.max(0)
+    others = parent_cos[np.arange(4)[:, None] != owner[None, :]]
+    assert (best > 0.6).all() and np.abs(others).max() < 0.4, parent_cos
+    g = beyond["glued"]
+    assert g["by_meta_child_own_min"] == pytest.approx(own.min(), abs=1e-6)
+    assert (g["by_meta_child_parent_min"], g["by_meta_child_parent_max"]) == pytest.approx(
+        (par.min(), par.max()), abs=1e-6
+    )
+    assert (g["by_meta_on_family_min"], g["by_meta_off_family_max"]) == (on.min(), off.max())
+    assert g["by_meta_parent_cos_min"] == pytest.approx(best.min(), abs=1e-6)
+    assert g["by_meta_other_cos_max"] == pytest.approx(np.abs(others).max(), abs=1e-6)
