@@ -284,6 +284,43 @@ def _random_model(n_inst: int, n_hidden: int, n_feat: int, batch: int, gen: torc
     return W, b, x
 
 
+def _check_model_forward(
+    name: str,
+    fn: Callable,
+    seed,
+    reference_name: str,
+    reference: Callable,
+    mistakes: list[tuple[Callable, str]],
+    fallback: str,
+    *,
+    negative_hint: str | None = None,
+) -> None:
+    """The loop of the forward-pass checkers: ``fn(W, b, x)`` against ``reference`` on random
+    models of three shapes; on a difference, the hint of the first planted mistake
+    ``(mistake(W, b, x), hint)`` the output matches, else ``negative_hint`` when the output has
+    negative entries, else ``fallback``."""
+    gen = torch.Generator().manual_seed(_validate.seed(seed))
+    worst = 0.0
+    cases = [(3, 2, 5, 8), (1, 1, 4, 6), (2, 4, 7, 3)]
+    what = "an (instance, batch, feature) tensor"
+    for n_inst, n_hidden, n_feat, batch in cases:
+        W, b, x = _random_model(n_inst, n_hidden, n_feat, batch, gen)
+        case = f"W {tuple(W.shape)}, b {tuple(b.shape)}, x {tuple(x.shape)}"
+        got = _as_numpy(_call(name, case, what, fn, W.clone(), b.clone(), x.clone()), name, what, case)
+        _check_shape(name, got, tuple(x.shape), f"(instance, batch, feature) for {case}")
+        _check_finite(name, got, case)
+        want = reference(W, b, x).numpy()
+        if _close(got, want, 1e-5):
+            worst = max(worst, float(np.abs(got - want).max()))
+            continue
+        diff = float(np.abs(got - want).max())
+        hint = next((text for mistake, text in mistakes if _close(got, mistake(W, b, x).numpy(), 1e-5)), None)
+        if hint is None:
+            hint = negative_hint if negative_hint and got.min() < 0 else fallback
+        raise _fail(name, f"for {case} your output differs from {reference_name} by up to {diff:.3g}.", hint)
+    print(f"{name}: your function passed ({len(cases)} cases, max difference {worst:.1e})")
+
+
 @_checker
 def check_forward(fn: Callable, *, seed: int = 0) -> None:
     """Check a learner's ``fn(W, b, x) -> x_hat``, the toy model ``x' = ReLU(WᵀWx + b)``.
@@ -300,40 +337,26 @@ def check_forward(fn: Callable, *, seed: int = 0) -> None:
         AssertionError: naming the case, the size of the difference and a likely cause.
         ValueError: for a ``fn`` that is not a function, or a bad ``seed``.
     """
-    name = "check_forward"
-    gen = torch.Generator().manual_seed(_validate.seed(seed))
-    worst = 0.0
-    cases = [(3, 2, 5, 8), (1, 1, 4, 6), (2, 4, 7, 3)]
-    for n_inst, n_hidden, n_feat, batch in cases:
-        W, b, x = _random_model(n_inst, n_hidden, n_feat, batch, gen)
-        case = f"W {tuple(W.shape)}, b {tuple(b.shape)}, x {tuple(x.shape)}"
-        got = _as_numpy(
-            _call(name, case, "an (instance, batch, feature) tensor", fn, W.clone(), b.clone(), x.clone()),
-            name,
-            "an (instance, batch, feature) tensor",
-            case,
-        )
-        _check_shape(name, got, tuple(x.shape), f"(instance, batch, feature) for {case}")
-        _check_finite(name, got, case)
-        want = forward(W, b, x).numpy()
-        if _close(got, want, 1e-5):
-            worst = max(worst, float(np.abs(got - want).max()))
-            continue
-        diff = float(np.abs(got - want).max())
-        hint = None
-        if _close(got, forward(W, b, x, activation="linear").numpy(), 1e-5):
-            hint = "your output matches WᵀWx + b without the ReLU: apply torch.relu at the end."
-        elif _close(got, forward(W, torch.zeros_like(b), x).numpy(), 1e-5):
-            hint = "your output matches ReLU(WᵀWx): add the bias b (one value per instance and feature)."
-        elif got.min() < 0:
-            hint = "your output has negative entries, which a ReLU output never has."
-        else:
-            hint = (
-                "h = W x is torch.einsum('ihf,ibf->ibh', W, x) and x' = Wᵀ h is "
-                "torch.einsum('ihf,ibh->ibf', W, h); check which axis each product sums over."
-            )
-        raise _fail(name, f"for {case} your output differs from toy_lib.forward by up to {diff:.3g}.", hint)
-    print(f"{name}: your function passed ({len(cases)} cases, max difference {worst:.1e})")
+    _check_model_forward(
+        "check_forward",
+        fn,
+        seed,
+        "toy_lib.forward",
+        forward,
+        [
+            (
+                lambda W, b, x: forward(W, b, x, activation="linear"),
+                "your output matches WᵀWx + b without the ReLU: apply torch.relu at the end.",
+            ),
+            (
+                lambda W, b, x: forward(W, torch.zeros_like(b), x),
+                "your output matches ReLU(WᵀWx): add the bias b (one value per instance and feature).",
+            ),
+        ],
+        "h = W x is torch.einsum('ihf,ibf->ibh', W, x) and x' = Wᵀ h is "
+        "torch.einsum('ihf,ibh->ibf', W, h); check which axis each product sums over.",
+        negative_hint="your output has negative entries, which a ReLU output never has.",
+    )
 
 
 @_checker
@@ -1528,38 +1551,32 @@ def check_neuron_forward(fn: Callable, *, seed: int = 0) -> None:
     """
     from .model import neuron_forward
 
-    name = "check_neuron_forward"
-    gen = torch.Generator().manual_seed(_validate.seed(seed))
-    worst = 0.0
-    cases = [(3, 2, 5, 8), (1, 1, 4, 6), (2, 4, 7, 3)]
-    for n_inst, n_hidden, n_feat, batch in cases:
-        W, b, x = _random_model(n_inst, n_hidden, n_feat, batch, gen)
-        case = f"W {tuple(W.shape)}, b {tuple(b.shape)}, x {tuple(x.shape)}"
-        what = "an (instance, batch, feature) tensor"
-        got = _as_numpy(_call(name, case, what, fn, W.clone(), b.clone(), x.clone()), name, what, case)
-        _check_shape(name, got, tuple(x.shape), f"(instance, batch, feature) for {case}")
-        _check_finite(name, got, case)
-        want = neuron_forward(W, b, x).numpy()
-        if _close(got, want, 1e-5):
-            worst = max(worst, float(np.abs(got - want).max()))
-            continue
-        diff = float(np.abs(got - want).max())
-        h = torch.relu(torch.einsum("ihf,ibf->ibh", W, x))
-        if _close(got, forward(W, b, x).numpy(), 1e-5):
-            hint = "your output is the tied model's ReLU(WᵀWx + b): apply a ReLU to the hidden layer h = W x first."
-        elif _close(got, (torch.einsum("ihf,ibh->ibf", W, h) + b[:, None, :]).numpy(), 1e-5):
-            hint = "your output has no ReLU at the end: x' = ReLU(Wᵀ h + b)."
-        elif _close(got, torch.relu(torch.einsum("ihf,ibh->ibf", W, h)).numpy(), 1e-5):
-            hint = "add the bias b (one value per instance and feature) before the output ReLU."
-        else:
-            hint = (
-                "h = ReLU(torch.einsum('ihf,ibf->ibh', W, x)), then x' = ReLU(torch.einsum('ihf,ibh->ibf', "
-                "W, h) + b[:, None, :])."
-            )
-        raise _fail(
-            name, f"for {case} your output differs from toy_lib.neuron_forward by up to {diff:.3g}.", hint
-        )
-    print(f"{name}: your function passed ({len(cases)} cases, max difference {worst:.1e})")
+    def hidden_relu(W, x):
+        return torch.relu(torch.einsum("ihf,ibf->ibh", W, x))
+
+    _check_model_forward(
+        "check_neuron_forward",
+        fn,
+        seed,
+        "toy_lib.neuron_forward",
+        neuron_forward,
+        [
+            (
+                forward,
+                "your output is the tied model's ReLU(WᵀWx + b): apply a ReLU to the hidden layer h = W x first.",
+            ),
+            (
+                lambda W, b, x: torch.einsum("ihf,ibh->ibf", W, hidden_relu(W, x)) + b[:, None, :],
+                "your output has no ReLU at the end: x' = ReLU(Wᵀ h + b).",
+            ),
+            (
+                lambda W, b, x: torch.relu(torch.einsum("ihf,ibh->ibf", W, hidden_relu(W, x))),
+                "add the bias b (one value per instance and feature) before the output ReLU.",
+            ),
+        ],
+        "h = ReLU(torch.einsum('ihf,ibf->ibh', W, x)), then x' = ReLU(torch.einsum('ihf,ibh->ibf', "
+        "W, h) + b[:, None, :]).",
+    )
 
 
 @_checker
