@@ -162,3 +162,20 @@ def test_encode_and_predict_refuse_bad_inputs():
             r.encode(bad)
         with pytest.raises(ValueError, match="x"):
             r.predict(bad)
+
+
+@pytest.mark.parametrize(
+    "targets, got",
+    [
+        (torch.zeros(50, 0), "got shape (50, 0)"),
+        ([[0.0] * 3] * 50, "got list"),
+        (torch.zeros(50), "got shape (50,)"),
+    ],
+)
+def test_targets_of_the_wrong_kind_are_named_as_such(targets, got):
+    with pytest.raises(
+        ValueError,
+        match=r"^targets=.*expected a tensor or NumPy array \(N, d_out\).*d_out >= 1, "
+        + got.replace("(", r"\(").replace(")", r"\)"),
+    ):
+        toy_lib.train_transcoder(toy_lib.SAEConfig(2, 3), torch.zeros(50, 2), targets, steps=1)

@@ -488,11 +488,16 @@ def recovered_fraction(true_directions, learned_directions, threshold: float = 0
     return (max_cosines(true_directions, learned_directions) > threshold).mean(-1)
 
 
-def _assignments(true_directions, learned_directions):
-    """``(|cosines| (..., n_true, n_learned), [(rows, cols) of a maximal one-to-one matching]``."""
+def _assignments(
+    true_directions, learned_directions, *, names=("true_directions", "learned_directions"), signed=False
+):
+    """``(cosines (..., n_true, n_learned), flattened to (-1, n_true, n_learned), [(rows, cols) of a
+    maximal one-to-one matching]``; the cosines in absolute value unless ``signed``."""
     from scipy.optimize import linear_sum_assignment
 
-    cos = np.abs(_cosines(true_directions, learned_directions, "true_directions", "learned_directions"))
+    cos = _cosines(true_directions, learned_directions, *names)
+    if not signed:
+        cos = np.abs(cos)
     flat = cos.reshape(-1, *cos.shape[-2:])
     return cos, flat, [linear_sum_assignment(c, maximize=True) for c in flat]
 
@@ -678,17 +683,14 @@ def seed_stability(dec_a, dec_b, threshold: float = 0.9) -> np.ndarray:
         dec_a: ``(..., d_sae_a, d_in)`` the first SAE's decoder directions, one per row.
         dec_b: ``(..., d_sae_b, d_in)`` the second's; the leading axes broadcast against
             ``dec_a``'s.
-        threshold: a cosine from -1 to 1 above which a pair counts as matched.
+        threshold: a cosine in [0, 1) above which a pair counts as matched (a zero row, cosine
+            0 with everything, then never counts).
     """
-    from scipy.optimize import linear_sum_assignment
-
-    threshold = _validate.real(threshold, "threshold", low=-1.0, high=1.0)
-    cos = _cosines(dec_a, dec_b, "dec_a", "dec_b")
-    flat = cos.reshape(-1, *cos.shape[-2:])
-    out = np.empty(len(flat))
-    for i, c in enumerate(flat):
-        rows, cols = linear_sum_assignment(c, maximize=True)
-        out[i] = (c[rows, cols] > threshold).sum() / c.shape[0]
+    threshold = _validate.real(
+        threshold, "threshold", low=0.0, high=1.0, high_open=True, expected="a cosine in [0, 1)"
+    )
+    cos, flat, matches = _assignments(dec_a, dec_b, names=("dec_a", "dec_b"), signed=True)
+    out = np.array([(c[rows, cols] > threshold).sum() / c.shape[0] for c, (rows, cols) in zip(flat, matches)])
     return out.reshape(cos.shape[:-2])
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from .. import _validate as check
@@ -38,12 +39,13 @@ __all__ = ["TranscoderResult", "train_transcoder"]
 TRANSCODER_ARCHITECTURES = ("relu", "topk")
 
 
-def _latents(config: SAEConfig, W_enc, b_enc, x: torch.Tensor) -> torch.Tensor:
-    """``(instance, batch, d_in) -> (instance, batch, d_sae)``: the sparse latents."""
+def _latents(config: SAEConfig, W_enc, b_enc, x: torch.Tensor, topk: TopKSAE | None = None) -> torch.Tensor:
+    """``(instance, batch, d_in) -> (instance, batch, d_sae)``: the sparse latents (for TopK, the
+    ReLU of the ``k`` largest pre-activations, through ``topk``, built once by the caller)."""
     z = torch.einsum("ibd,ids->ibs", x, W_enc) + b_enc[:, None, :]
     if config.architecture == "relu":
         return torch.relu(z)
-    values, indices = TopKSAE(config, z.device).top_k(z)
+    values, indices = (topk or TopKSAE(config, z.device)).top_k(z)
     return torch.zeros_like(z).scatter(-1, indices, values)
 
 
@@ -51,9 +53,9 @@ def _predict(f, W_dec, b_dec) -> torch.Tensor:
     return torch.einsum("ibs,iso->ibo", f, W_dec) + b_dec[:, None, :]
 
 
-def _loss(config: SAEConfig, params: dict, x, y, penalty) -> tuple[torch.Tensor, torch.Tensor]:
+def _loss(config: SAEConfig, params: dict, x, y, penalty, topk=None) -> tuple[torch.Tensor, torch.Tensor]:
     """The loss and the squared error of every instance, ``(instance,)`` each."""
-    f = _latents(config, params["W_enc"], params["b_enc"], x)
+    f = _latents(config, params["W_enc"], params["b_enc"], x, topk)
     mse = (y - _predict(f, params["W_dec"], params["b_dec"])).square().sum(-1).mean(-1)
     loss = mse + (penalty[:, None] * f.sum(-1)).mean(-1) if config.architecture == "relu" else mse
     return loss, mse
@@ -105,8 +107,18 @@ def _check_pairs(config: SAEConfig, inputs, targets) -> torch.Tensor:
     that one row index draws a pair."""
     n = config.n_instances
     x = sources.check_activations(inputs, "inputs", config.d_in, n)
-    width = getattr(targets, "shape", (0,))[-1] if getattr(targets, "ndim", 0) in (2, 3) else 1
-    y = sources.check_activations(targets, "targets", max(1, int(width)), n)
+    if (
+        not isinstance(targets, torch.Tensor | np.ndarray)
+        or targets.ndim not in (2, 3)
+        or targets.shape[-1] < 1
+    ):
+        raise check.fail(
+            "targets",
+            targets,
+            "a tensor or NumPy array (N, d_out) or (instance, N, d_out) with d_out >= 1",
+            f"shape {tuple(targets.shape)}" if hasattr(targets, "shape") else type(targets).__name__,
+        )
+    y = sources.check_activations(targets, "targets", int(targets.shape[-1]), n)
     if x.shape[-2] != y.shape[-2]:
         raise check.fail(
             "targets",
@@ -177,6 +189,7 @@ def train_transcoder(
         {"batch_size": batch_size, "config.d_sae": d_sae},
     )
     source = sources.TensorActivations(pairs, n, batch_size, seeds, dev)
+    topk = TopKSAE(config, dev) if config.architecture == "topk" else None
 
     W_enc, W_dec = [], []
     for gen in sources.generators(seeds, sources.INIT, "cpu"):
@@ -198,7 +211,7 @@ def train_transcoder(
             p.grad = None
             p.requires_grad_(True)
         with torch.enable_grad():
-            loss, _ = _loss(config, params, batch[..., :d_in], batch[..., d_in:], penalty)
+            loss, _ = _loss(config, params, batch[..., :d_in], batch[..., d_in:], penalty, topk)
             loss.sum().backward()
         with torch.no_grad():
             loss_out.copy_(loss)
@@ -225,7 +238,7 @@ def train_transcoder(
     final = {k: p.detach().requires_grad_(False) for k, p in params.items()}
     with torch.no_grad():
         batch = source.sample(16_384, sources.EVAL)
-        loss, mse = _loss(config, final, batch[..., :d_in], batch[..., d_in:], penalty)
+        loss, mse = _loss(config, final, batch[..., :d_in], batch[..., d_in:], penalty, topk)
     recipe = dict(
         steps=steps,
         batch_size=batch_size,
