@@ -1831,16 +1831,13 @@ __all__ += ["check_matryoshka_loss"]
 __all__ += ["check_pareto_mask"]
 
 
-def _dominance(l0: np.ndarray, error: np.ndarray, strict_both: bool = False, reflexive: bool = False):
-    """The Pareto masks of the planted mistakes (and, with the defaults, the right one)."""
+def _dominance(l0: np.ndarray, error: np.ndarray, strict_both: bool = False):
+    """The Pareto masks of two planted mistakes: dominance only when strictly better on both axes
+    (``strict_both``), or also by a point merely no worse on both (every point then dominates
+    itself, so the mask is all False)."""
     a, b = l0[..., None, :], l0[..., :, None]
     c, d = error[..., None, :], error[..., :, None]
-    if strict_both:
-        dominated = (a < b) & (c < d)
-    elif reflexive:
-        dominated = (a <= b) & (c <= d)
-    else:
-        dominated = (a <= b) & (c <= d) & ((a < b) | (c < d))
+    dominated = (a < b) & (c < d) if strict_both else (a <= b) & (c <= d)
     return ~dominated.any(-1)
 
 
@@ -1894,9 +1891,9 @@ def check_pareto_mask(fn: Callable, *, seed: int = 0) -> None:
                 "a point with the same error and more L0 is dominated too: no worse on both axes and "
                 "strictly better on one (not strictly better on both)."
             )
-        elif np.array_equal(got, _dominance(l0, error, reflexive=True)):
+        elif np.array_equal(got, _dominance(l0, error)):
             hint = "every point is 'no worse' than itself: require strictly better on at least one axis."
-        elif np.array_equal(got, _dominance(-l0, -error)):
+        elif np.array_equal(got, pareto_front(-l0, -error)):
             hint = "lower is better on both axes (fewer active latents, less error)."
         elif l0.ndim > 1 and np.array_equal(
             got, pareto_front(l0.reshape(-1), error.reshape(-1)).reshape(l0.shape)

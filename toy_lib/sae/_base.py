@@ -66,6 +66,8 @@ class SAEArchitecture:
     extra_parameters: tuple[str, ...] = ()
     #: Quantities estimated during training but not trained by gradient, each ``(instance,)``.
     buffers: tuple[str, ...] = ()
+    #: Whether `train_sae` trains it with the hand-written sparse step (large TopK SAEs only).
+    steps_sparsely = False
 
     def __init__(self, config, device: torch.device | str = "cpu"):
         self.config = config

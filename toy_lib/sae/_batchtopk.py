@@ -23,6 +23,10 @@ class BatchTopKSAE(TopKSAE):
     name = "batchtopk"
     buffers = ("threshold",)
 
+    def __init__(self, config, device="cpu"):
+        super().__init__(config, device)
+        self.steps_sparsely = False  # `TopKSAE.sparse_step` selects per input, not per batch
+
     def init_extra(self, params):
         n_inst = params["W_enc"].shape[0]
         # -1 marks "not estimated yet": the first batch sets it.

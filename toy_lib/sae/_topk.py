@@ -63,6 +63,9 @@ class TopKSAE(SAEArchitecture):
         #: ``(instance, 1, k_max)``: which of the ``k_max`` ranks each instance keeps.
         self.rank_mask = (torch.arange(self.k_max, device=self.device) < k[:, None])[:, None, :]
         self.sparse = config.d_sae >= SPARSE_DECODE_FROM and 8 * self.k_max <= config.d_sae
+        #: `sparse_step` trains this SAE (large, sparse, no AuxK); BatchTopK and Matryoshka, which
+        #: inherit the method but not its per-input selection or loss, set False.
+        self.steps_sparsely = self.sparse and config.aux_k is None
 
     def top_k(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(values, indices)`` of each input's kept latents, ``(instance, batch, k_max)``; the

@@ -138,7 +138,7 @@ class _Trainer:
         self.W_dec = _cpu_step.views(self.flat, self.spots)["W_dec"]
         self.compiled = _cpu_step.available(cfg, dev)
         #: a large TopK SAE without AuxK: the hand-written sparse step (`TopKSAE.sparse_step`)
-        self.sparse = not self.compiled and cfg.architecture == "topk" and arch.sparse and cfg.aux_k is None
+        self.sparse = not self.compiled and arch.steps_sparsely
         if self.compiled:
             self.cpu_step = _cpu_step.CpuStep(arch, self.spots, batch_size)
         if self.compiled or self.sparse:
