@@ -86,6 +86,11 @@ def test_s9_batchtopk_absorbs_a_parent(beyond):
     assert worst[3] < 0.5, rows  # silent on most inputs where a child fires
     assert glued["by_plain_worst_parent"] == pytest.approx(worst[2], abs=1e-6)
     assert glued["by_plain_worst_child"] == pytest.approx(min(r[3] for r in rows), abs=1e-6)
+    # "absorbed into the child latents": a child's latent carries the worst parent's direction
+    parent = rows.index(worst)
+    cos = metrics.cosine_matrix(beyond["hierarchy"].directions, plain.W_dec[best])  # (feature, latent)
+    carried = [float(cos[parent, int(cos[c].argmax())]) for c in beyond["children"][parent]]
+    assert max(carried) > 0.5, carried
     holes = sum(r[2] < 0.9 for i in range(8) for r in _parent_firing(beyond, plain, i))
     assert holes == glued["by_plain_holes"] >= 6, holes
     assert glued["by_n_parent_latents"] == 24
@@ -149,8 +154,9 @@ def test_the_first_prefix_alone_reconstructs_worse(beyond):
 
 
 @claims("ex-beyond-matryoshka-loss")
-def test_the_matryoshka_loss_solution_passes_its_checker(beyond):
+def test_the_matryoshka_loss_solution_passes_its_checker(beyond, capsys):
     exercises.check_matryoshka_loss(beyond["matryoshka_loss"])
+    assert "passed" in capsys.readouterr().out
 
 
 def test_the_fix_costs_the_children(beyond):
@@ -232,6 +238,7 @@ def test_a_meta_sae_finds_the_parents_the_base_sae_absorbed(beyond):
     its own meta-latent, pointing along the parent. Recomputed here from the two SAEs."""
     data, base, meta = beyond["meta_data"], beyond["base_sae"], beyond["meta_sae"]
     assert data.n_features == 36 and data.exclusive and base.config.d_sae == 36 and meta.config.d_sae == 4
+    np.testing.assert_allclose(data.directions @ data.directions.T, np.eye(36), atol=1e-5)  # orthogonal
     assert meta.config.architecture == base.config.architecture == "relu"
     b = int(base.final_loss.argmin())
     m = int(meta.final_loss.argmin())

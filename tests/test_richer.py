@@ -330,16 +330,24 @@ def test_adversarial_gain_rises_with_features_per_dimension(ns):
     assert gain[-1] < 0.9 * gain[peak] and fpd[-1] > fpd[peak]  # the gain falls back, fpd keeps rising
     # the prose: below ||W||_F^2 / m wherever that is above 2, less than half of it at the peak
     assert np.all(gain[fpd > 2] < fpd[fpd > 2]) and gain[peak] < 0.5 * fpd[peak]
+    g = ns["glued"]
+    assert g["adv_max_gain_over_fpd"] == pytest.approx((gain[fpd > 2] / fpd[fpd > 2]).max())
+    assert g["adv_peak_gain_over_fpd"] == pytest.approx(gain[peak] / fpd[peak])
+    # the dip: between 1/(1-S) = 2 and 3 the gain falls by more than 0.2 while fpd stays near 2
+    band = (1 / densities >= 2) & (1 / densities <= 3.05)  # 1/(1-S) = 2.09, 2.51, 3.02
+    assert np.all(np.abs(fpd[band] - 2) < 0.25), fpd[band]
+    assert gain[band][0] - gain[band].min() > 0.2, gain[band]
     # the sparsest model: about two active features an input, most outputs held below zero ...
     W, b = models.W[-1].double(), models.b[-1].double()
     xs = x[-1].double()
-    assert abs((xs > 0).sum(-1).float().mean().item() - 2) < 0.5
+    active = (xs > 0).sum(-1).float().mean().item()
+    assert abs(active - 2) < 0.5 and g["adv_last_active"] == pytest.approx(active)
     pre = xs @ W.T @ W + b
-    assert (pre < 0).double().mean().item() > 0.9
+    below = (pre < 0).double().mean().item()
+    assert below > 0.9 and g["adv_last_below_zero"] == pytest.approx(below)
     # ... and a larger push finds more of them
     wider = geometry.adversarial_gain(models.W[-1:], models.b[-1:], x[-1:], epsilon=0.5)
-    assert wider[0] > gain[-1]
-    g = ns["glued"]
+    assert wider[0] > gain[-1] and g["adv_last_gain_wide"] == pytest.approx(wider[0])
     assert g["adv_dense_gain"] == pytest.approx(gain[0])
     assert (g["adv_peak_gain"], g["adv_peak_ratio"]) == pytest.approx((gain[peak], gain[peak] / gain[0]))
     assert g["adv_peak_inverse_density"] == pytest.approx(1 / densities[peak])
